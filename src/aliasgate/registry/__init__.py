@@ -1,0 +1,1 @@
+"""Registering candidates as MLflow model versions and managing their aliases."""

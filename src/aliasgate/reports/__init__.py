@@ -1,0 +1,1 @@
+"""Reports: Markdown summaries now; HTML, plots and nightly trends build on the same summary dict."""

@@ -1,0 +1,97 @@
+"""Result types of a suite run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from aliasgate.datasets.base import Case
+from aliasgate.scorers.base import Score
+
+Status = Literal["scored", "unmeasured"]
+
+
+@dataclass
+class CaseResult:
+    """What happened to one case. ``status`` is ``unmeasured`` when the model call failed."""
+
+    case: Case
+    prompt: str
+    output: str | None
+    status: Status
+    error: str | None = None
+    scores: dict[str, Score] = field(default_factory=dict)
+    latency_s: float | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    cached: bool = False
+    attempts: int = 1
+
+    def row(self) -> dict[str, Any]:
+        """A flat row for the per-case table (MLflow ``log_table``, reports)."""
+        r: dict[str, Any] = {
+            "id": self.case.id,
+            "input": self.prompt,
+            "output": self.output,
+            "expected": " | ".join(self.case.expected),
+            "group": self.case.group,
+            "cluster": self.case.cluster,
+            "status": self.status,
+            "error": self.error,
+            "latency_s": self.latency_s,
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "cached": self.cached,
+        }
+        for name, s in self.scores.items():
+            r[name] = s.value
+            if s.label is not None:
+                r[f"{name}.label"] = s.label
+            if s.error is not None:
+                r[f"{name}.error"] = s.error
+        return r
+
+
+@dataclass(frozen=True)
+class MetricSummary:
+    """Aggregate of one metric over a suite: mean with a 95% bootstrap CI."""
+
+    name: str
+    value: float | None
+    ci_low: float | None
+    ci_high: float | None
+    n: int
+    unmeasured: int
+
+
+@dataclass
+class SuiteResult:
+    """Everything a suite run produced for one candidate."""
+
+    suite: str
+    candidate: str
+    dataset_digest: str
+    dataset_path: str
+    params: dict[str, Any]
+    cases: list[CaseResult]
+    metrics: dict[str, MetricSummary]
+    model_calls: int = 0
+    cache_hits: int = 0
+    wall_time_s: float = 0.0
+    candidate_info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n(self) -> int:
+        return len(self.cases)
+
+    @property
+    def unmeasured(self) -> int:
+        return sum(1 for c in self.cases if c.status == "unmeasured")
+
+    def values(self, metric: str) -> dict[str, float | None]:
+        """Per-case values of ``metric`` keyed by case id (None where unmeasured)."""
+        out: dict[str, float | None] = {}
+        for c in self.cases:
+            s = c.scores.get(metric)
+            out[c.case.id] = s.value if s is not None else None
+        return out

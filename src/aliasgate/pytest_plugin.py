@@ -259,6 +259,8 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     tr.write_sep("=", "aliasgate summary")
     for line in summary_lines(ev.summary_dict(), width=tr._tw.fullwidth, markup=tr.hasmarkup):
         tr.write_line(line)
+    for note in ev.notes:
+        tr.write_line(f"note: {note}")
     verdict = ev.verdict() if ev.gate is not None else None
     if verdict is not None:
         tr.write_line(f"gate {ev.gate.name}: {verdict.verdict.upper()} — {verdict.summary}",
@@ -268,8 +270,9 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         if p.get("action") == "refused":
             tr.write_line(f"promotion refused: {p.get('reason')}", red=True)
         else:
+            prev = f"v{p['from_version']}" if p.get("from_version") else "none"
             tr.write_line(f"promoted: {p.get('model')} v{p.get('to_version')} -> @{p.get('alias')} "
-                          f"(previous: v{p.get('from_version')})", green=True)
+                          f"(previous champion: {prev})", green=True)
     if ev.report_dir is not None:
         tr.write_line(f"report: {ev.report_dir / 'summary.md'}")
         if verdict is not None:

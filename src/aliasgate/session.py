@@ -286,7 +286,7 @@ class EvalSession:
                 self.gate,
                 {r.suite: r for r in self.results},
                 self.baseline_results if has_baseline else None,
-                baseline_label=(self.baseline_info or {}).get("label"),
+                baseline_label=_version_label(self.baseline_info),
                 suite_errors=self.errors,
             )
         return self._verdict
@@ -440,3 +440,12 @@ def _promotion_markdown(promotion: dict[str, Any] | None) -> str:
         f"\n**Promoted:** {promotion.get('model')} v{promotion.get('to_version')} is now "
         f"@{promotion.get('alias')} (was v{promotion.get('from_version')}).\n"
     )
+
+
+def _version_label(info: dict[str, Any] | None) -> str | None:
+    """What the verdict prints after the baseline alias: ``v3`` (or the URI for a non-alias)."""
+    if not info:
+        return None
+    if info.get("alias") is None:
+        return info.get("uri")
+    return f"v{info['version']}" if info.get("version") else None

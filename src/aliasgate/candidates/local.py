@@ -283,7 +283,9 @@ class LocalLlamaCandidate(Candidate):
         }
 
     @classmethod
-    def from_model_config(cls, model_config: dict[str, Any], *, uri: str | None = None) -> LocalLlamaCandidate:
+    def from_model_config(
+        cls, model_config: dict[str, Any], *, uri: str | None = None
+    ) -> LocalLlamaCandidate:
         """Rebuild a candidate from :meth:`model_config` output, verifying the GGUF sha256.
 
         Args:
@@ -294,9 +296,7 @@ class LocalLlamaCandidate(Candidate):
             CandidateError: invalid config, or the GGUF found here is not the one registered.
         """
         fields = {
-            k: v
-            for k, v in model_config.items()
-            if k not in _MODEL_CONFIG_EXTRA and v is not None
+            k: v for k, v in model_config.items() if k not in _MODEL_CONFIG_EXTRA and v is not None
         }
         try:
             config = LocalConfig.model_validate(fields)

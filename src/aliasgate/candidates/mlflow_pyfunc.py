@@ -64,7 +64,11 @@ class ModelRef:
 
 def _is_missing(exc: Exception) -> bool:
     code = getattr(exc, "error_code", "") or ""
-    return "RESOURCE_DOES_NOT_EXIST" in code or "INVALID_PARAMETER_VALUE" in code or "NOT_FOUND" in code
+    return (
+        "RESOURCE_DOES_NOT_EXIST" in code
+        or "INVALID_PARAMETER_VALUE" in code
+        or "NOT_FOUND" in code
+    )
 
 
 def resolve(uri: str) -> ModelRef:
@@ -275,7 +279,11 @@ class PyfuncCandidate(Candidate):
         return f"mlflow:{self.ref.load_uri}"
 
     def describe(self) -> dict[str, Any]:
-        return {**super().describe(), **self.ref.describe(), "candidate.input_format": self.input_format}
+        return {
+            **super().describe(),
+            **self.ref.describe(),
+            "candidate.input_format": self.input_format,
+        }
 
 
 def load(uri: str, **options: Any) -> Candidate:

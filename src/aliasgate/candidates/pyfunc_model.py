@@ -87,9 +87,7 @@ class AliasgateLocalModel(PythonModel):
         config = dict(context.model_config or {})
         self.candidate = LocalLlamaCandidate.from_model_config(config)
 
-    def predict(
-        self, context: Any, model_input, params: dict[str, Any] | None = None
-    ) -> list[str]:
+    def predict(self, context: Any, model_input, params: dict[str, Any] | None = None) -> list[str]:
         """One completion text per input row.
 
         Args:

@@ -175,6 +175,4 @@ def ensure_default_candidate(
     except MlflowException as exc:
         if not _is_missing(exc):
             raise
-    return register_local_candidate(
-        None, model_name=model_name, alias=alias, experiment=experiment
-    )
+    return register_local_candidate(None, model_name=model_name, alias=alias, experiment=experiment)

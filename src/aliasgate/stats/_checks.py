@@ -107,3 +107,20 @@ def unit_codes(clusters: Any, n: int) -> tuple[Any, int]:
         key = object() if label is None else label  # None: a cluster of its own
         codes[i] = index.setdefault(key, len(index))
     return codes, len(index)
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` with non-finite floats as ``None``, tuples as lists and numpy scalars as Python.
+
+    Args:
+        value: A structure of dicts, lists, tuples and scalars.
+    """
+    if isinstance(value, dict):
+        return {str(key): json_safe(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(item) for item in value]
+    if hasattr(value, "item") and not isinstance(value, str | bytes):
+        value = value.item()  # numpy scalar
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value

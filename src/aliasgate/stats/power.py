@@ -18,10 +18,11 @@ from aliasgate.stats._checks import as_count, as_values, check_open_unit, unit_c
 
 def _z_sum(alpha: float, power: float) -> float:
     a = check_open_unit(alpha, "alpha", high=0.5)
-    if not (isinstance(power, int | float) and 0.5 <= power < 1.0):
+    b = check_open_unit(power, "power")
+    if b < 0.5:
         raise ValueError(f"power must be in [0.5, 1), got {power!r}")
     normal = NormalDist()
-    return normal.inv_cdf(1.0 - a) + normal.inv_cdf(float(power))
+    return normal.inv_cdf(1.0 - a) + normal.inv_cdf(b)
 
 
 def paired_mde(

@@ -1,0 +1,837 @@
+"""Audited compare-and-set promotion and rollback of registry aliases.
+
+MLflow has no compare-and-set on aliases, so :func:`promote` builds one: under a mutex it
+re-reads ``@alias`` right before moving it and refuses unless it still points at the version
+the evaluation began with (``expected_current``). Every move keeps the old target in
+``@previous`` so that :func:`rollback` can undo it, and every attempt, refused ones included,
+is one run in the ``aliasgate-audit`` experiment (:func:`audit_log`).
+
+The mutex
+---------
+It must hold across processes and across machines that share one tracking server, so it
+cannot be a file lock. It is the uniqueness of registered-model names, enforced by the
+tracking store itself: the lock is a registered model ``<model>.aliasgate-lock`` and
+``create_registered_model`` of an existing name fails with ``RESOURCE_ALREADY_EXISTS``. In the
+SQL store that name is the table's primary key (``registered_models(workspace, name)``), so
+the database lets exactly one concurrent INSERT commit; the HTTP server runs the same store.
+Measured on MLflow 3.17: 4 processes racing ``create_registered_model`` on one name, 3 rounds,
+against a sqlite store and against ``mlflow server`` (sqlite backend) -- exactly one winner per
+round, every loser ``RESOURCE_ALREADY_EXISTS`` (``tests/test_promotion.py`` re-checks it with
+concurrent promotions). Releasing deletes the lock model.
+
+The lock model carries its holder (``aliasgate.lock.owner``), a random token and the time it
+was taken. A lock older than ``lock_stale_s`` (10 minutes by default; its age is taken from the
+store's own creation timestamps, so client clocks hardly matter) is stale: a crashed promoter. Breaking it is serialised by a second unique
+name, ``<model>.aliasgate-lock-break``, whose holder re-checks the stale lock's token before
+deleting it, so two waiters cannot both break and then delete each other's fresh lock. The
+break is recorded on the audit run (``aliasgate.audit.lock_broken``). Before moving anything the
+holder re-checks that the lock still carries its token.
+
+Limits: only callers that go through this module are serialised -- a direct
+``set_registered_model_alias`` (UI, another tool) bypasses the mutex, though the re-read still
+catches any move that happened before ours. A holder that stalls for longer than
+``lock_stale_s`` between its token check and its alias move could still race the process
+that broke its lock.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import logging
+import os
+import random
+import re
+import socket
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from aliasgate.defaults import quiet_environment
+
+AUDIT_EXPERIMENT = "aliasgate-audit"
+DEFAULT_ALIAS = "champion"
+PREVIOUS_ALIAS = "previous"
+LOCK_SUFFIX = ".aliasgate-lock"
+BREAK_SUFFIX = ".aliasgate-lock-break"
+#: A lock older than this (seconds) was left by a crashed promoter and may be broken.
+STALE_LOCK_S = 600.0
+
+_log = logging.getLogger(__name__)
+_AUDIT = "aliasgate.audit."
+_LOCK = "aliasgate.lock."
+_POLL_S = (0.05, 0.2)
+#: Error codes that mean "contended or momentarily unavailable": wait and retry.
+_RETRY_CODES = {
+    "RESOURCE_ALREADY_EXISTS",
+    "RESOURCE_DOES_NOT_EXIST",  # the holder released between our INSERT and the store's re-read
+    "TEMPORARILY_UNAVAILABLE",  # sqlite "database is locked"
+    "INTERNAL_ERROR",
+    "REQUEST_LIMIT_EXCEEDED",
+}
+_MISSING_CODES = {"RESOURCE_DOES_NOT_EXIST", "NOT_FOUND"}
+
+
+class PromotionRefused(RuntimeError):
+    """An alias move was refused; nothing was moved. The message says why."""
+
+
+class ModelNotFound(LookupError):
+    """The registered model does not exist in the tracking store in use."""
+
+
+@dataclass(frozen=True)
+class PromotionRecord:
+    """One alias move, as returned by :func:`promote` and :func:`rollback`.
+
+    Attributes:
+        action: ``"promote"`` or ``"rollback"``.
+        model: Registered model name.
+        alias: The alias that moved (``champion``).
+        from_version: The version it pointed at before (None: it was unset).
+        to_version: The version it points at now.
+        timestamp: UTC ISO-8601 time of the move.
+        actor: Who moved it (``$USER@hostname`` by default).
+        gate_run_id: The MLflow run of the gate that allowed it (None for a rollback).
+        audit_run_id: The run in the ``aliasgate-audit`` experiment that records it.
+    """
+
+    action: str
+    model: str
+    alias: str
+    from_version: str | None
+    to_version: str
+    timestamp: str
+    actor: str
+    gate_run_id: str | None
+    audit_run_id: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# --------------------------------------------------------------------------------------------
+# public API
+
+
+def read_alias(model_name: str, alias: str, *, client: Any = None) -> str | None:
+    """The version ``@alias`` of ``model_name`` points at, or None if the alias is unset.
+
+    Args:
+        model_name: Registered model name.
+        alias: Alias name, without ``@``.
+        client: An ``MlflowClient`` (default: one for ``mlflow.get_tracking_uri()``).
+
+    Raises:
+        ModelNotFound: the registered model does not exist.
+    """
+    c = _client(client)
+    try:
+        model = c.get_registered_model(model_name)
+    except Exception as exc:
+        if _code(exc) in _MISSING_CODES:
+            raise ModelNotFound(
+                f"registered model {model_name!r} does not exist in {_uri(c)}"
+            ) from exc
+        raise
+    version = (model.aliases or {}).get(alias)
+    return None if version is None else str(version)
+
+
+def previous_alias(alias: str = DEFAULT_ALIAS) -> str:
+    """The alias that keeps the former target of ``alias``: ``previous`` for ``champion``.
+
+    Args:
+        alias: The promoted alias.
+    """
+    return PREVIOUS_ALIAS if alias == DEFAULT_ALIAS else f"{PREVIOUS_ALIAS}-{alias}"
+
+
+def promote(
+    model_name: str,
+    version: str | int,
+    *,
+    alias: str = DEFAULT_ALIAS,
+    expected_current: str | int | None,
+    verdict: Mapping[str, Any],
+    gate_run_id: str | None = None,
+    git_sha: str | None = None,
+    actor: str | None = None,
+    lock_timeout_s: float = 30.0,
+    lock_stale_s: float = STALE_LOCK_S,
+    client: Any = None,
+) -> PromotionRecord:
+    """Move ``@alias`` to ``version`` if the gate passed and nobody moved it meanwhile.
+
+    Fails closed: refuses unless ``verdict["verdict"] == "pass"`` and ``verdict["complete"] is
+    True`` (and no blocking rule listed in ``verdict["rules"]`` explicitly failed). Under the
+    store-level mutex it re-reads ``@alias`` and refuses if it no longer points at
+    ``expected_current``; otherwise ``@previous`` gets the old target, ``@alias`` the candidate,
+    and the candidate version is tagged ``aliasgate.verdict``, ``aliasgate.gate_run_id``,
+    ``aliasgate.rules``, ``aliasgate.git_sha``, ``aliasgate.promoted_at``,
+    ``aliasgate.promoted_from`` and ``aliasgate.promoted_by`` (empty string = none). Every
+    attempt is an audit run; a refused one moves nothing.
+
+    Args:
+        model_name: Registered model name.
+        version: The candidate model version.
+        alias: The alias to move.
+        expected_current: The version ``@alias`` pointed at when the evaluation began (None:
+            there was no champion).
+        verdict: The gate verdict (``verdict``, ``complete``, optionally ``rules``: a list of
+            ``{"name", "blocking", "passed"}``); logged as ``verdict.json`` on the audit run.
+        gate_run_id: The MLflow run that holds the gate results.
+        git_sha: Commit of the evaluated code.
+        actor: Who promotes (default ``$USER@hostname``).
+        lock_timeout_s: How long to wait for a concurrent promotion of the same model.
+        lock_stale_s: Age after which a lock is considered abandoned and broken.
+        client: An ``MlflowClient`` (default: one for ``mlflow.get_tracking_uri()``).
+
+    Raises:
+        PromotionRefused: verdict not a complete pass, alias moved since the evaluation
+            began, candidate already there or missing, or the lock could not be taken.
+    """
+    c = _client(client)
+    to_version = str(version)
+    expected = None if expected_current is None else str(expected_current)
+    attempt = _Attempt(
+        c, "promote", model_name, alias, _actor(actor), to_version=to_version,
+        from_version=expected, gate_run_id=gate_run_id, verdict=verdict, git_sha=git_sha,
+    )
+    _check_alias(alias)
+    refusal = verdict_refusal(verdict)
+    if refusal:
+        attempt.refuse(f"refusing to promote {model_name} v{to_version} to @{alias}: {refusal}")
+    with attempt.locked(lock_timeout_s, lock_stale_s):
+        current = attempt.read(alias)
+        attempt.from_version = current
+        if current != expected:
+            attempt.refuse(
+                f"@{alias} of {model_name} moved from {_v(expected)} to {_v(current)} since the "
+                f"evaluation began; re-run the gate"
+            )
+        if current == to_version:
+            attempt.refuse(f"v{to_version} already is @{alias} of {model_name}; nothing to do")
+        attempt.require_version(to_version)
+        attempt.check_lock()
+        prev = previous_alias(alias)
+        with attempt.moving() as move:
+            if current is not None:
+                move(prev, current)
+            move(alias, to_version)
+            rules = rules_summary(verdict)
+            for key, value in {
+                "aliasgate.verdict": str(verdict.get("verdict")),
+                "aliasgate.gate_run_id": gate_run_id or "",
+                "aliasgate.rules": rules,
+                "aliasgate.git_sha": git_sha or "",
+                "aliasgate.promoted_at": attempt.timestamp,
+                "aliasgate.promoted_from": current or "",
+                "aliasgate.promoted_by": attempt.actor,
+            }.items():
+                c.set_model_version_tag(model_name, to_version, key, value)
+    return attempt.record()
+
+
+def rollback(
+    model_name: str,
+    *,
+    alias: str = DEFAULT_ALIAS,
+    actor: str | None = None,
+    reason: str | None = None,
+    lock_timeout_s: float = 30.0,
+    lock_stale_s: float = STALE_LOCK_S,
+    client: Any = None,
+) -> PromotionRecord:
+    """Point ``@alias`` back at ``@previous``, and ``@previous`` at the version rolled back from.
+
+    A second rollback therefore undoes the first. Uses the same mutex as :func:`promote`, is
+    audited the same way, and tags the version rolled back from with ``aliasgate.rolled_back_at``.
+
+    Args:
+        model_name: Registered model name.
+        alias: The alias to move back.
+        actor: Who rolls back (default ``$USER@hostname``).
+        reason: Why (recorded on the audit run).
+        lock_timeout_s: How long to wait for a concurrent promotion of the same model.
+        lock_stale_s: Age after which a lock is considered abandoned and broken.
+        client: An ``MlflowClient`` (default: one for ``mlflow.get_tracking_uri()``).
+
+    Raises:
+        PromotionRefused: no ``@previous`` to roll back to, or the lock could not be taken.
+    """
+    c = _client(client)
+    attempt = _Attempt(c, "rollback", model_name, alias, _actor(actor), reason=reason)
+    _check_alias(alias)
+    prev = previous_alias(alias)
+    with attempt.locked(lock_timeout_s, lock_stale_s):
+        current = attempt.read(alias)
+        target = attempt.read(prev)
+        attempt.from_version, attempt.to_version = current, target
+        if target is None:
+            attempt.refuse(f"{model_name} has no @{prev}: nothing to roll @{alias} back to")
+        if target == current:
+            attempt.refuse(f"@{prev} and @{alias} both point at v{target}: nothing to roll back")
+        attempt.require_version(target)
+        attempt.check_lock()
+        with attempt.moving() as move:
+            move(alias, target)
+            if current is None:
+                move(prev, None)
+            else:
+                move(prev, current)
+                c.set_model_version_tag(
+                    model_name, current, "aliasgate.rolled_back_at", attempt.timestamp
+                )
+    return attempt.record()
+
+
+def audit_log(model_name: str, *, client: Any = None) -> list[dict[str, Any]]:
+    """Every audited alias move (and refused attempt) of ``model_name``, newest first.
+
+    Each entry has ``run_id``, ``status`` (FINISHED, or FAILED when a move raised and was
+    undone, RUNNING while in progress), ``action`` (promote/rollback/refused), ``attempted``,
+    ``model``, ``alias``, ``from_version``, ``to_version``, ``actor``, ``gate_run_id``,
+    ``reason``, ``timestamp``, ``verdict``, ``rules``, ``git_sha``, ``lock_broken`` and
+    ``error`` (None where not applicable).
+
+    Args:
+        model_name: Registered model name.
+        client: An ``MlflowClient`` (default: one for ``mlflow.get_tracking_uri()``).
+    """
+    c = _client(client)
+    exp = c.get_experiment_by_name(AUDIT_EXPERIMENT)
+    if exp is None:
+        return []
+    filt = None if "'" in model_name else f"tags.\"{_AUDIT}model\" = '{model_name}'"
+    runs: list[Any] = []
+    token = None
+    while True:
+        page = c.search_runs(
+            [exp.experiment_id], filter_string=filt or "", max_results=1000, page_token=token
+        )
+        runs.extend(page)
+        token = page.token
+        if not token:
+            break
+    fields = (
+        "action", "attempted", "model", "alias", "from_version", "to_version", "actor",
+        "gate_run_id", "reason", "timestamp", "verdict", "rules", "git_sha", "lock_broken",
+        "error",
+    )
+    out = []
+    for run in runs:
+        tags = run.data.tags
+        if tags.get(f"{_AUDIT}model") != model_name:
+            continue
+        entry: dict[str, Any] = {"run_id": run.info.run_id, "status": run.info.status}
+        entry.update({f: tags.get(_AUDIT + f) for f in fields})
+        entry["_start"] = run.info.start_time or 0
+        out.append(entry)
+    out.sort(key=lambda e: (e["_start"], e["timestamp"] or ""), reverse=True)
+    for entry in out:
+        del entry["_start"]
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# verdict helpers
+
+
+def verdict_refusal(verdict: Mapping[str, Any]) -> str | None:
+    """Why ``verdict`` does not allow a promotion, or None if it does (fail closed).
+
+    Args:
+        verdict: The gate verdict mapping.
+    """
+    if not isinstance(verdict, Mapping):
+        return f"verdict is a {type(verdict).__name__}, not a mapping"
+    if verdict.get("verdict") != "pass":
+        return f"gate verdict is {verdict.get('verdict')!r}, not 'pass'"
+    if verdict.get("complete") is not True:
+        return f"gate results are not complete (complete={verdict.get('complete')!r})"
+    failed = [
+        str(r.get("name", i)) for i, r in enumerate(_rules(verdict))
+        if r.get("blocking", True) and _rule_state(r) is False
+    ]
+    if failed:
+        return f"verdict says pass but blocking rule(s) {', '.join(failed)} did not pass"
+    return None
+
+
+def rules_summary(verdict: Mapping[str, Any]) -> str:
+    """A compact summary of the rules in ``verdict``, e.g. ``"7/7 blocking passed"``.
+
+    Args:
+        verdict: The gate verdict mapping (``rules``: list of rule results, optional).
+    """
+    if isinstance(verdict.get("rules_summary"), str):
+        return verdict["rules_summary"]
+    rules = _rules(verdict)
+    if not rules:
+        return "no rule details"
+    blocking = [r for r in rules if r.get("blocking", True)]
+    advisory = [r for r in rules if not r.get("blocking", True)]
+    text = f"{sum(_rule_state(r) is True for r in blocking)}/{len(blocking)} blocking passed"
+    if advisory:
+        text += f", {sum(_rule_state(r) is True for r in advisory)}/{len(advisory)} advisory passed"
+    return text
+
+
+def _rules(verdict: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    rules = verdict.get("rules")
+    if isinstance(rules, Mapping):
+        rules = [{"name": k, **v} if isinstance(v, Mapping) else {"name": k, "passed": v}
+                 for k, v in rules.items()]
+    if not isinstance(rules, list | tuple):
+        return []
+    return [r for r in rules if isinstance(r, Mapping)]
+
+
+def _rule_state(rule: Mapping[str, Any]) -> bool | None:
+    """True passed, False explicitly failed/unmeasured, None unknown."""
+    if isinstance(rule.get("passed"), bool):
+        return rule["passed"]
+    status = str(rule.get("status", rule.get("verdict", ""))).lower()
+    if status in ("pass", "passed", "ok"):
+        return True
+    if status in ("fail", "failed", "error", "unmeasured", "incomplete"):
+        return False
+    return None
+
+
+# --------------------------------------------------------------------------------------------
+# one audited attempt
+
+
+class _Attempt:
+    """State of one promote/rollback call: lock, audit run, moves done (for undo)."""
+
+    def __init__(
+        self,
+        client: Any,
+        action: str,
+        model: str,
+        alias: str,
+        actor: str,
+        *,
+        to_version: str | None = None,
+        from_version: str | None = None,
+        gate_run_id: str | None = None,
+        verdict: Mapping[str, Any] | None = None,
+        git_sha: str | None = None,
+        reason: str | None = None,
+    ) -> None:
+        self.c = client
+        self.action = action
+        self.model = model
+        self.alias = alias
+        self.actor = actor
+        self.to_version = to_version
+        self.from_version = from_version
+        self.gate_run_id = gate_run_id
+        self.verdict = verdict
+        self.git_sha = git_sha
+        self.reason = reason
+        self.timestamp = _now()
+        self.lock: _Lock | None = None
+        self.audit_run_id: str | None = None
+
+    # -- reading ------------------------------------------------------------------------------
+    def read(self, alias: str) -> str | None:
+        try:
+            return read_alias(self.model, alias, client=self.c)
+        except ModelNotFound as exc:
+            self.refuse(str(exc))
+            raise  # pragma: no cover - refuse() always raises
+
+    def require_version(self, version: str) -> None:
+        try:
+            mv = self.c.get_model_version(self.model, version)
+        except Exception as exc:
+            if _code(exc) in _MISSING_CODES | {"INVALID_PARAMETER_VALUE"}:
+                self.refuse(f"{self.model} v{version} does not exist")
+            raise
+        status = str(getattr(mv, "status", "READY") or "READY")
+        if status != "READY":
+            self.refuse(f"{self.model} v{version} is not ready (status {status})")
+
+    # -- locking ------------------------------------------------------------------------------
+    def locked(self, timeout_s: float, stale_s: float) -> _Locked:
+        return _Locked(self, timeout_s, stale_s)
+
+    def check_lock(self) -> None:
+        assert self.lock is not None
+        holder = _lock_info(self.c, self.lock.name)
+        if holder is None or holder.token != self.lock.token:
+            who = "nobody" if holder is None else f"{holder.owner} since {holder.acquired_at}"
+            self.refuse(
+                f"the promotion lock of {self.model} was broken while we held it (now held by "
+                f"{who}); nothing was moved"
+            )
+
+    # -- auditing -----------------------------------------------------------------------------
+    def _tags(self, action: str) -> dict[str, str]:
+        values = {
+            "action": action,
+            "attempted": self.action,
+            "model": self.model,
+            "alias": self.alias,
+            "from_version": self.from_version,
+            "to_version": self.to_version,
+            "actor": self.actor,
+            "gate_run_id": self.gate_run_id,
+            "reason": self.reason,
+            "timestamp": self.timestamp,
+            "git_sha": self.git_sha,
+            "lock_broken": self.lock.broken if self.lock else None,
+        }
+        if self.verdict is not None and isinstance(self.verdict, Mapping):
+            values["verdict"] = str(self.verdict.get("verdict"))
+            values["rules"] = rules_summary(self.verdict)
+        return {_AUDIT + k: str(v)[:5000] for k, v in values.items() if v is not None}
+
+    def _run_name(self, action: str) -> str:
+        if self.action == "promote":
+            name = f"promote {self.model} v{self.to_version} -> @{self.alias}"
+        else:
+            name = (f"rollback {self.model} @{self.alias} "
+                    f"{_v(self.from_version)} -> {_v(self.to_version)}")
+        return name if action != "refused" else f"refused {name}"
+
+    def _start_audit(self, action: str) -> str:
+        self.timestamp = _now()  # the moment of the move (or refusal), not of the call
+        run = self.c.create_run(
+            _audit_experiment(self.c), run_name=self._run_name(action), tags=self._tags(action)
+        )
+        run_id = run.info.run_id
+        if self.verdict is not None:
+            try:
+                self.c.log_text(
+                    run_id, json.dumps(self.verdict, indent=2, sort_keys=True, default=str),
+                    "verdict.json",
+                )
+            except Exception as exc:  # nothing moved yet: close the record as failed
+                self.c.set_tag(run_id, _AUDIT + "error", f"verdict.json not logged: {exc}"[:5000])
+                self.c.set_terminated(run_id, "FAILED")
+                raise
+        return run_id
+
+    def refuse(self, reason: str) -> None:
+        """Write a ``refused`` audit run and raise :class:`PromotionRefused`."""
+        self.reason = reason if not self.reason else f"{reason} (reason given: {self.reason})"
+        try:
+            run_id = self._start_audit("refused")
+            self.c.set_terminated(run_id, "FINISHED")
+        except Exception as exc:  # the refusal stands even if the record cannot be written
+            raise PromotionRefused(f"{reason} (audit record not written: {exc})") from exc
+        raise PromotionRefused(reason)
+
+    # -- moving -------------------------------------------------------------------------------
+    def moving(self) -> _Moving:
+        return _Moving(self)
+
+    def record(self) -> PromotionRecord:
+        assert self.audit_run_id is not None and self.to_version is not None
+        return PromotionRecord(
+            action=self.action, model=self.model, alias=self.alias,
+            from_version=self.from_version, to_version=self.to_version,
+            timestamp=self.timestamp, actor=self.actor, gate_run_id=self.gate_run_id,
+            audit_run_id=self.audit_run_id,
+        )
+
+
+class _Locked:
+    """Context manager: take the model's promotion lock (refusing on timeout), always release."""
+
+    def __init__(self, attempt: _Attempt, timeout_s: float, stale_s: float) -> None:
+        self.attempt, self.timeout_s, self.stale_s = attempt, timeout_s, stale_s
+
+    def __enter__(self) -> _Lock:
+        a = self.attempt
+        try:
+            a.lock = _acquire_lock(a.c, a.model, a.actor, self.timeout_s, self.stale_s)
+        except _LockTimeout as exc:
+            a.refuse(str(exc))
+        assert a.lock is not None
+        return a.lock
+
+    def __exit__(self, *exc_info: object) -> None:
+        lock, self.attempt.lock = self.attempt.lock, None
+        if lock is None:
+            return
+        try:
+            _release_lock(self.attempt.c, lock)
+        except Exception as exc:  # never mask the outcome; the lock goes stale eventually
+            _log.warning("could not release %s (%s); it is broken once stale", lock.name, exc)
+
+
+class _Moving:
+    """Context manager around the alias moves: audit run first, undo the moves on any error."""
+
+    def __init__(self, attempt: _Attempt) -> None:
+        self.a = attempt
+        self.done: list[tuple[str, str | None]] = []  # (alias, version before our move)
+
+    def __enter__(self) -> Callable[[str, str | None], None]:
+        self.a.audit_run_id = self.a._start_audit(self.a.action)
+        return self.move
+
+    def move(self, alias: str, version: str | None) -> None:
+        c, model = self.a.c, self.a.model
+        before = read_alias(model, alias, client=c)
+        self.done.append((alias, before))
+        if version is None:
+            if before is not None:
+                c.delete_registered_model_alias(model, alias)
+        else:
+            c.set_registered_model_alias(model, alias, version)
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        c, run_id = self.a.c, self.a.audit_run_id
+        if exc is None:
+            c.set_terminated(run_id, "FINISHED")
+            return
+        undo_errors = []
+        for alias, before in reversed(self.done):
+            try:
+                if before is None:
+                    c.delete_registered_model_alias(self.a.model, alias)
+                else:
+                    c.set_registered_model_alias(self.a.model, alias, before)
+            except Exception as undo_exc:  # best effort; reported on the audit run
+                undo_errors.append(f"@{alias}: {undo_exc}")
+        error = f"{exc_type.__name__}: {exc}; aliases restored"
+        if undo_errors:
+            error += f" except {'; '.join(undo_errors)}"
+        try:
+            c.set_tag(run_id, _AUDIT + "error", error[:5000])
+            c.set_terminated(run_id, "FAILED")
+        except Exception:  # noqa: S110 - the original exception is what the caller must see
+            pass
+
+
+# --------------------------------------------------------------------------------------------
+# the store-level mutex
+
+
+@dataclass(frozen=True)
+class _Lock:
+    name: str
+    token: str
+    broken: str | None = None  # description of a stale lock broken to take this one
+
+
+@dataclass(frozen=True)
+class _LockInfo:
+    token: str | None
+    owner: str
+    acquired_at: str
+    created_ms: int
+
+
+class _LockTimeout(Exception):
+    pass
+
+
+def _lock_info(c: Any, name: str) -> _LockInfo | None:
+    try:
+        rm = c.get_registered_model(name)
+    except Exception as exc:
+        if _code(exc) in _MISSING_CODES:
+            return None
+        raise
+    tags = rm.tags or {}
+    created = int(rm.creation_timestamp or 0)
+    return _LockInfo(
+        token=tags.get(_LOCK + "token"),
+        owner=tags.get(_LOCK + "owner", "an unknown holder"),
+        acquired_at=tags.get(_LOCK + "acquired_at")
+        or datetime.fromtimestamp(created / 1000, UTC).isoformat(timespec="seconds"),
+        created_ms=created,
+    )
+
+
+def _create_unique(
+    c: Any, name: str, owner: str, token: str, purpose: str
+) -> tuple[bool, _LockInfo | None, str]:
+    """Create the registered model ``name``.
+
+    Returns (whether this call created it, the current holder otherwise, the error seen).
+    """
+    tags = {
+        _LOCK + "owner": owner,
+        _LOCK + "token": token,
+        _LOCK + "acquired_at": _now(),
+        _LOCK + "pid": str(os.getpid()),
+    }
+    try:
+        c.create_registered_model(name, tags=tags, description=purpose)
+        return True, None, ""
+    except Exception as exc:
+        holder = _lock_info(c, name)
+        if holder is not None and holder.token == token:
+            return True, None, ""  # created, but the answer was lost (e.g. a retried request)
+        if _code(exc) in _RETRY_CODES or holder is not None:
+            return False, holder, f"{type(exc).__name__}: {exc}"
+        raise
+
+
+def _acquire_lock(
+    c: Any, model: str, owner: str, timeout_s: float, stale_s: float
+) -> _Lock:
+    name = model + LOCK_SUFFIX
+    token = uuid.uuid4().hex
+    deadline = time.monotonic() + timeout_s
+    broken: str | None = None
+    purpose = f"aliasgate promotion lock of {model!r}; held while its aliases move"
+    while True:
+        created, holder, error = _create_unique(c, name, owner, token, purpose)
+        if created:
+            return _Lock(name, token, broken)
+        # suspected on the local clock, confirmed on the store's clock by _break_stale
+        if holder is not None and time.time() * 1000 - holder.created_ms > stale_s * 1000:
+            note = _break_stale(c, model, name, holder, owner, stale_s)
+            if note:
+                broken = note
+                continue
+        if time.monotonic() >= deadline:
+            if holder is None:  # released meanwhile, but the store keeps failing
+                raise _LockTimeout(
+                    f"could not take the promotion lock of {model} within {timeout_s:g} s "
+                    f"(last error: {error})"
+                )
+            raise _LockTimeout(
+                f"another promotion of {model} is in progress (lock held by {holder.owner} "
+                f"since {holder.acquired_at}); gave up after {timeout_s:g} s"
+            )
+        time.sleep(random.uniform(*_POLL_S))
+
+
+def _break_stale(
+    c: Any, model: str, name: str, seen: _LockInfo, owner: str, stale_s: float
+) -> str | None:
+    """Delete the stale lock ``seen`` under the break guard; a description if we broke it."""
+    guard = model + BREAK_SUFFIX
+    token = uuid.uuid4().hex
+    created, g, _ = _create_unique(c, guard, owner, token, f"breaking a stale lock of {model!r}")
+    if not created:
+        if g is not None and time.time() * 1000 - g.created_ms > 2 * stale_s * 1000:
+            _delete_if(c, guard, g.token)  # a breaker crashed mid-break (twice unlucky)
+        return None
+    try:
+        now_ms = int(c.get_registered_model(guard).creation_timestamp or 0)  # server clock
+        current = _lock_info(c, name)
+        if (
+            current is None
+            or current.token != seen.token
+            or current.created_ms != seen.created_ms
+            or now_ms - current.created_ms <= stale_s * 1000
+        ):
+            return None
+        c.delete_registered_model(name)
+        age = (now_ms - current.created_ms) / 1000
+        return f"broke stale lock held by {current.owner} since {current.acquired_at} ({age:.0f} s old)"
+    finally:
+        _delete_if(c, guard, token)
+
+
+def _delete_if(c: Any, name: str, token: str | None) -> None:
+    """Delete the lock model ``name`` if it still carries ``token``."""
+    try:
+        info = _lock_info(c, name)
+        if info is not None and info.token == token:
+            c.delete_registered_model(name)
+    except Exception as exc:
+        if _code(exc) not in _MISSING_CODES:
+            raise
+
+
+def _release_lock(c: Any, lock: _Lock) -> None:
+    _delete_if(c, lock.name, lock.token)
+
+
+# --------------------------------------------------------------------------------------------
+# small helpers
+
+
+def _client(client: Any) -> Any:
+    if client is not None:
+        return client
+    quiet_environment()
+    import mlflow
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=mlflow.get_tracking_uri())
+
+
+def _uri(c: Any) -> str:
+    """The client's tracking URI without credentials (it ends up in messages and audit tags)."""
+    uri = str(getattr(c, "tracking_uri", None) or "the tracking store")
+    parts = urlsplit(uri)
+    if parts.password or parts.username:
+        uri = urlunsplit(parts._replace(netloc=parts.hostname + (f":{parts.port}" if parts.port else "")))
+    return uri
+
+
+def _code(exc: BaseException) -> str:
+    return str(getattr(exc, "error_code", "") or "")
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+def _v(version: str | None) -> str:
+    return "nothing (unset)" if version is None else f"v{version}"
+
+
+def _actor(actor: str | None) -> str:
+    if actor:
+        return actor
+    try:
+        user = os.environ.get("USER") or getpass.getuser()
+    except Exception:
+        user = "unknown"
+    return f"{user}@{socket.gethostname()}"
+
+
+def _check_alias(alias: str) -> None:
+    """Reject aliases MLflow would refuse, and the ``@previous`` bookkeeping ones, up front."""
+    if not re.fullmatch(r"[\w\-]+", alias) or alias.lower() == "latest" or re.fullmatch(r"[vV]\d+", alias):
+        raise ValueError(f"invalid alias name {alias!r}")
+    if alias == PREVIOUS_ALIAS or alias.startswith(f"{PREVIOUS_ALIAS}-"):
+        raise ValueError(f"@{alias} is managed by aliasgate's rollback bookkeeping; promote another alias")
+
+
+def _audit_experiment(c: Any) -> str:
+    exp = c.get_experiment_by_name(AUDIT_EXPERIMENT)
+    if exp is not None:
+        return exp.experiment_id
+    try:
+        return c.create_experiment(AUDIT_EXPERIMENT)
+    except Exception:  # created concurrently by another promoter
+        exp = c.get_experiment_by_name(AUDIT_EXPERIMENT)
+        if exp is None:
+            raise
+        return exp.experiment_id
+
+
+__all__ = [
+    "AUDIT_EXPERIMENT",
+    "ModelNotFound",
+    "PromotionRecord",
+    "PromotionRefused",
+    "STALE_LOCK_S",
+    "audit_log",
+    "previous_alias",
+    "promote",
+    "read_alias",
+    "rollback",
+    "rules_summary",
+    "verdict_refusal",
+]

@@ -1,0 +1,172 @@
+"""The gap between the best and the worst group (bias slices), with a stratified bootstrap CI."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from aliasgate.stats._checks import as_count, as_values, check_open_unit, json_safe, unit_codes
+
+_CHUNK_ELEMENTS = 1 << 21  # resample index matrices are built in chunks of at most this many cells
+
+
+@dataclass(frozen=True)
+class GroupStat:
+    """One group's mean and its percentile interval from the stratified resamples.
+
+    Attributes:
+        mean: Mean of the group's values.
+        n: Number of values in the group.
+        ci_low: Lower bound (equal to ``mean`` when the group has a single unit).
+        ci_high: Upper bound.
+    """
+
+    mean: float
+    n: int
+    ci_low: float
+    ci_high: float
+
+
+@dataclass(frozen=True)
+class GroupGap:
+    """Largest difference between group means, with its bootstrap interval.
+
+    Attributes:
+        gap: Highest group mean minus lowest group mean.
+        ci_low: Lower bound of the percentile interval of the gap.
+        ci_high: Upper bound.
+        confidence: Two-sided confidence level.
+        groups: Per-group statistics, keyed by group label (sorted).
+        worst: ``(highest-mean group, lowest-mean group)``.
+        method: ``"percentile"``, or ``"degenerate"`` when every resample gives the same gap
+            (e.g. each group holds a single unit, or all values are equal).
+        seed: RNG seed of the resamples.
+        n_resamples: Bootstrap resamples drawn.
+    """
+
+    gap: float
+    ci_low: float
+    ci_high: float
+    confidence: float
+    groups: dict[str, GroupStat]
+    worst: tuple[str, str]
+    method: str
+    seed: int
+    n_resamples: int
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-safe dict (non-finite floats become ``None``, tuples become lists)."""
+        return json_safe(dataclasses.asdict(self))
+
+
+def group_gap(
+    values: Sequence[float],
+    groups: Sequence[str],
+    *,
+    clusters: Sequence[Hashable | None] | None = None,
+    confidence: float = 0.95,
+    n_resamples: int = 2000,
+    seed: int = 0,
+) -> GroupGap:
+    """Max-minus-min gap between group means with a stratified bootstrap percentile interval.
+
+    Each resample draws, independently within every group, that group's units with replacement
+    (its clusters when ``clusters`` is given — a cluster's cases inside one group move together —
+    else its cases), computes each group's pooled mean and then the gap. Group sizes are thus
+    fixed, as in the design. The interval is the percentile interval of the resampled gaps;
+    each group's interval is the percentile interval of its resampled means.
+
+    Caveats, documented rather than hidden:
+        * The gap is a max-minus-min, so it is biased upwards by noise: with equal true means the
+          estimate and the interval sit above 0 (an upper bound below a limit is conservative;
+          the point estimate may even fall below ``ci_low`` when the true gap is ~0).
+        * Groups are resampled independently. When one template (cluster) appears in several
+          groups (e.g. the same sentence with different demographic terms), that cross-group
+          pairing is ignored, which widens the interval when the groups move together.
+        * A group with a single value or a single cluster is allowed, but contributes no
+          variability: its interval is degenerate (``ci_low == ci_high == mean``). Gates should
+          require a minimum number of cases (and clusters) per group.
+
+    Args:
+        values: Per-case scores (no NaN/inf: drop unmeasured cases first).
+        groups: Group label (a string) per case.
+        clusters: Optional cluster id per case (``None``: a cluster of its own).
+        confidence: Two-sided confidence level, strictly between 0 and 1.
+        n_resamples: Bootstrap resamples.
+        seed: RNG seed (``numpy.random.default_rng``), so the result is reproducible.
+
+    Raises:
+        ValueError: fewer than two groups, lengths differ, a label is not a string, values hold
+            NaN/inf, or an option is out of range.
+    """
+    x = as_values(values, "values")
+    labels = list(groups)
+    if len(labels) != x.size:
+        raise ValueError(f"groups has {len(labels)} labels for {x.size} values")
+    for i, label in enumerate(labels):
+        if not isinstance(label, str):
+            raise ValueError(f"groups[{i}] must be a string label, got {label!r}")
+    names = sorted(set(labels))
+    if len(names) < 2:
+        raise ValueError(f"group_gap needs at least two groups, got {names}")
+    level = check_open_unit(confidence, "confidence")
+    resamples = as_count(n_resamples, "n_resamples")
+    if resamples < 1:
+        raise ValueError("n_resamples must be a positive integer")
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
+        raise ValueError(f"seed must be an integer, got {seed!r}")
+    codes, _ = unit_codes(clusters, x.size)
+    label_array = np.asarray(labels, dtype=object)
+
+    rng = np.random.default_rng(seed)
+    means = np.empty(len(names))
+    sizes = np.empty(len(names), dtype=int)
+    boot = np.empty((resamples, len(names)))
+    for g, name in enumerate(names):
+        member = label_array == name
+        _, units = np.unique(codes[member], return_inverse=True)
+        unit_sums = np.bincount(units, weights=x[member])
+        unit_sizes = np.bincount(units).astype(float)
+        means[g] = unit_sums.sum() / unit_sizes.sum()
+        sizes[g] = int(member.sum())
+        boot[:, g] = _resample_ratio_means(unit_sums, unit_sizes, resamples, rng)
+
+    gaps = boot.max(axis=1) - boot.min(axis=1)
+    tail = 100 * (1.0 - level) / 2.0
+    low, high = np.percentile(gaps, [tail, 100 - tail])
+    group_low, group_high = np.percentile(boot, [tail, 100 - tail], axis=0)
+    stats = {
+        name: GroupStat(float(means[g]), int(sizes[g]), float(group_low[g]), float(group_high[g]))
+        for g, name in enumerate(names)
+    }
+    highest = int(np.argmax(means))  # first of the highest
+    lowest = len(names) - 1 - int(np.argmin(means[::-1]))  # last of the lowest: distinct on ties
+    return GroupGap(
+        gap=float(means[highest] - means[lowest]),
+        ci_low=float(low),
+        ci_high=float(high),
+        confidence=level,
+        groups=stats,
+        worst=(names[highest], names[lowest]),
+        method="degenerate" if np.ptp(gaps) == 0 else "percentile",
+        seed=int(seed),
+        n_resamples=resamples,
+    )
+
+
+def _resample_ratio_means(
+    sums: np.ndarray, sizes: np.ndarray, n_resamples: int, rng: np.random.Generator
+) -> np.ndarray:
+    """Pooled mean of each resample of the units (drawn with replacement), in bounded memory."""
+    k = sums.size
+    out = np.empty(n_resamples)
+    step = max(1, _CHUNK_ELEMENTS // k)
+    for start in range(0, n_resamples, step):
+        stop = min(start + step, n_resamples)
+        idx = rng.integers(0, k, size=(stop - start, k))
+        out[start:stop] = sums[idx].sum(axis=1) / sizes[idx].sum(axis=1)
+    return out

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import random
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -73,13 +74,15 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def store(project: Path) -> str:
+def store(project: Path) -> Iterator[str]:
     import mlflow
 
     uri = f"sqlite:///{project / 'mlflow.db'}"
+    before = mlflow.get_tracking_uri()
     mlflow.set_tracking_uri(uri)
     mlflow.set_experiment("register")
-    return uri
+    yield uri
+    mlflow.set_tracking_uri(before)
 
 
 def register(store: str, *, wrong: list[str] = (), fail: list[str] = ()) -> str:

@@ -30,17 +30,22 @@ from aliasgate.registry.promotion import (
     _acquire_lock,
     _LockTimeout,
     _release_lock,
+    assign_alias,
     audit_log,
     promote,
     read_alias,
     rollback,
+    rules_summary,
+    verdict_refusal,
 )
 
+#: Shaped like ``GateVerdict.to_dict()`` (schema ``aliasgate.verdict/1``), without ``counts``.
 PASS: dict[str, Any] = {
+    "schema": "aliasgate.verdict/1",
     "verdict": "pass",
     "complete": True,
-    "rules": [{"name": f"rule{i}", "blocking": True, "passed": True} for i in range(7)]
-    + [{"name": "advisory0", "blocking": False, "passed": False}],
+    "rules": [{"id": f"rule{i}", "severity": "block", "status": "pass"} for i in range(7)]
+    + [{"id": "latency", "severity": "warn", "status": "fail"}],
 }
 
 
@@ -108,7 +113,7 @@ def test_first_promotion_without_champion(client: Any, model: str, tmp_path: Pat
     tags = client.get_model_version(model, "1").tags
     assert tags["aliasgate.verdict"] == "pass"
     assert tags["aliasgate.gate_run_id"] == "gate123"
-    assert tags["aliasgate.rules"] == "7/7 blocking passed, 0/1 advisory passed"
+    assert tags["aliasgate.rules"] == "7/7 blocking passed, 1 warning"
     assert tags["aliasgate.git_sha"] == "abc123"
     assert tags["aliasgate.promoted_from"] == ""
     assert tags["aliasgate.promoted_by"] == "alice@ci"
@@ -140,7 +145,8 @@ def test_default_actor_is_user_at_host(client: Any, model: str) -> None:
         ({"verdict": "pass", "complete": "true"}, "not complete"),
         ({"verdict": "PASS", "complete": True}, "not 'pass'"),
         ({"verdict": "pass", "complete": True,
-          "rules": [{"name": "toxicity", "blocking": True, "passed": False}]}, "toxicity"),
+          "rules": [{"id": "toxicity", "severity": "block", "status": "error"}]}, "toxicity"),
+        ("pass", "not a mapping"),
     ],
 )
 def test_refused_verdict_moves_nothing_and_is_audited(
@@ -158,8 +164,21 @@ def test_refused_verdict_moves_nothing_and_is_audited(
     entry = audit_log(model, client=client)[0]
     assert entry["action"] == "refused" and entry["attempted"] == "promote"
     assert entry["to_version"] == "3" and why in entry["reason"]
-    assert _verdict_artifact(client, entry["run_id"], tmp_path) == verdict
+    assert _verdict_artifact(client, entry["run_id"], tmp_path) == (
+        verdict if isinstance(verdict, dict) else str(verdict))
     assert _no_lock_left(client, model)
+
+
+def test_rules_summary_and_warn_rules() -> None:
+    first = {**PASS, "counts": {"rules": 8, "blocking": 7, "passed": 4, "failed": 0,
+                                "errored": 0, "skipped": 3, "warnings": 2}}
+    assert rules_summary(first) == "4/7 blocking passed, 3 skipped, 2 warnings"
+    assert rules_summary({"verdict": "pass", "complete": True}) == "no rule details"
+    # a failed warn rule or a skipped blocking one does not block; an errored blocking one does
+    skipped = {**PASS, "rules": [*PASS["rules"], {"id": "vs-champion", "severity": "block",
+                                                  "status": "skipped"}]}
+    assert verdict_refusal(PASS) is None and verdict_refusal(skipped) is None
+    assert rules_summary(skipped) == "7/8 blocking passed, 1 skipped, 1 warning"
 
 
 def test_champion_moved_since_evaluation_began(client: Any, model: str) -> None:
@@ -441,3 +460,26 @@ def test_concurrent_promotions_from_two_processes(mlflow_server: str, tmp_path: 
     assert sorted(e["action"] for e in log) == ["promote"] * (rounds + 1) + ["refused"] * rounds
     promoted = [e["to_version"] for e in log if e["action"] == "promote"]
     assert promoted == [*reversed(won_by_round), "1"]
+
+
+# ------------------------------------------------------------------------------ assign
+
+
+def test_assign_alias_is_audited_and_refuses_gated_aliases(client: Any, model: str) -> None:
+    rec = assign_alias(model, "challenger", "2", reason="registered", client=client)
+    assert rec.action == "assign" and rec.to_version == "2" and rec.from_version is None
+    assert _aliases(client, model)["challenger"] == "2"
+    again = assign_alias(model, "challenger", "2", client=client)
+    assert again.action == "unchanged"
+    assign_alias(model, "challenger", "3", client=client)
+    log = [e for e in audit_log(model, client=client) if e["alias"] == "challenger"]
+    assert [(e["action"], e["from_version"], e["to_version"]) for e in log] == [
+        ("assign", "2", "3"), ("assign", None, "2")]
+    for gated in ("champion", "previous", "previous-staging"):
+        with pytest.raises(PromotionRefused, match="gated"):
+            assign_alias(model, gated, "1", client=client)
+    assert "champion" not in _aliases(client, model)
+    with pytest.raises(PromotionRefused, match="does not exist"):
+        assign_alias(model, "challenger", "99", client=client)
+    assert _aliases(client, model)["challenger"] == "3"
+    assert _no_lock_left(client, model)

@@ -114,25 +114,95 @@ def cmd_register(args: argparse.Namespace, extra: list[str]) -> int:
     return EXIT_OK
 
 
+#: The two demo candidates: the model's own chat template, and a stricter system prompt.
+DEMO_VERSIONS = (
+    ("plain", {}, "SmolLM2-135M-Instruct with its default chat template"),
+    ("stricter", {"system_prompt": (
+        "You are a concise assistant. Answer with only the answer: a word, a number or a short "
+        "phrase.")}, "the same model with a stricter, answer-only system prompt"),
+)
+DEMO_GATE = "gates/promotion.yaml"
+
+
+def _run_gate_subprocess(candidate: str, gate: str) -> tuple[int, dict | None]:
+    """One `pytest evals/ --gate --promote` in a child process (a clean pytest each time)."""
+    import json
+    import subprocess
+    import tempfile
+
+    verdict_path = Path(tempfile.mkdtemp(prefix="aliasgate-demo-")) / "verdict.json"
+    argv = [sys.executable, "-m", "pytest", "evals/", "-q", "-p", "no:cacheprovider",
+            "--candidate", candidate, "--gate", gate, "--promote",
+            "--verdict-json", str(verdict_path)]
+    code = subprocess.call(argv)
+    verdict = json.loads(verdict_path.read_text()) if verdict_path.exists() else None
+    return exit_code(code, verdict), verdict
+
+
+def _explain(title: str, verdict: dict | None, code: int) -> list[str]:
+    if verdict is None:
+        return [f"{title}: no verdict (exit {code}) — see the output above"]
+    lines = [f"{title}: {verdict['verdict'].upper()} — {verdict['summary']}"]
+    for rule in verdict["rules"]:
+        if rule["status"] in ("fail", "error") and rule["severity"] == "block":
+            lines.append(f"    blocked by {rule['id']}: {rule['message']}")
+        elif rule["status"] == "skipped":
+            lines.append(f"    skipped {rule['id']}: {rule['message']}")
+    promotion = verdict.get("promotion") or {}
+    if promotion.get("action") == "refused":
+        lines.append(f"    not promoted: {promotion.get('reason')}")
+    elif promotion:
+        lines.append(f"    promoted: v{promotion.get('to_version')} is now @{promotion.get('alias')}")
+    return lines
+
+
 def cmd_demo(args: argparse.Namespace, extra: list[str]) -> int:
-    import pytest
+    from aliasgate.defaults import tracking_uri
+    from aliasgate.registry.models import find_or_register
+    from aliasgate.registry.promotion import assign_alias, read_alias
 
-    print("aliasgate demo: evaluate the embedded SmolLM2-135M-Instruct on our golden QA set\n")
-    from aliasgate.registry.models import ensure_default_candidate
-
-    reg = ensure_default_candidate(model_name=DEFAULT_MODEL_NAME, alias="challenger")
-    if reg is not None:
-        print(f"registered {reg.name} v{reg.version} as @challenger ({reg.uri})")
+    name = DEFAULT_MODEL_NAME
+    print("aliasgate demo — evaluate, gate and promote the embedded SmolLM2-135M-Instruct")
+    print(f"tracking store: {tracking_uri()}   gate: {DEMO_GATE}\n")
+    versions = {}
+    for key, config, about in DEMO_VERSIONS:
+        reg, created = find_or_register(config, model_name=name, description=about)
+        versions[key] = reg
+        print(f"{'registered' if created else 'found     '} {name} v{reg.version}: {about}")
+    story: list[str] = []
+    final = EXIT_OK
+    champion = read_alias(name, "champion")
+    if champion is None:
+        print(f"\n== 1. gate v{versions['plain'].version} — no @champion yet: first promotion, "
+              "absolute rules only\n", flush=True)
+        code, verdict = _run_gate_subprocess(versions["plain"].uri, DEMO_GATE)
+        story += _explain(f"v{versions['plain'].version} (plain)", verdict, code)
+        if code == EXIT_USAGE:
+            return code
     else:
-        print(f"models:/{DEFAULT_MODEL_NAME}@challenger already registered: reusing it")
-    code = int(pytest.main(["evals/", "-p", "no:cacheprovider", "-q", *extra]))
+        print(f"\n== 1. @champion is already v{champion} (an earlier demo run): skipping the "
+              "first promotion")
+        story.append(f"@champion was already v{champion}")
+    challenger = versions["stricter"]
+    assign_alias(name, "challenger", str(challenger.version), reason="demo: the stricter prompt")
+    print(f"\n== 2. gate @challenger = v{challenger.version} (stricter prompt) against @champion\n",
+          flush=True)
+    code, verdict = _run_gate_subprocess(f"models:/{name}@challenger", DEMO_GATE)
+    story += _explain(f"v{challenger.version} (stricter)", verdict, code)
+    final = code
     report = _latest_report(Path("reports"))
-    print()
-    verdict = "evaluated" if code == 0 else "evaluation FAILED"
-    print(f"verdict: {verdict} (gate rules: not configured yet)")
+    print("\n" + "=" * 78)
+    print("aliasgate demo — the story")
+    for line in story:
+        print("  " + line)
+    print(f"  @champion is now v{read_alias(name, 'champion')}")
+    if verdict is not None:
+        print(f"verdict: {verdict['verdict'].upper()} for @challenger v{challenger.version}")
     if report is not None:
-        print(f"report: {report}")
-    return _pytest_exit(code)
+        print(f"report: {report.parent / 'verdict.md'}  (and summary.md, verdict.json)")
+    print(f"browse: mlflow ui --backend-store-uri {tracking_uri()}")
+    # the demo succeeded if it ran: a blocked challenger is the story, not an error
+    return EXIT_OK if final in (EXIT_OK, EXIT_FAILED) else final
 
 
 def _latest_report(root: Path) -> Path | None:
@@ -180,7 +250,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--description", default=None)
     r.set_defaults(func=cmd_register)
 
-    d = sub.add_parser("demo", help="the full story on the embedded model (what `make demo` runs)")
+    d = sub.add_parser("demo", help="the eval -> gate -> promote story on the embedded model "
+                                    "(what `make demo` runs)")
     d.set_defaults(func=cmd_demo)
     return p
 

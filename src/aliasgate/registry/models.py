@@ -137,7 +137,9 @@ def register_local_candidate(
     if description:
         client.update_model_version(model_name, str(version), description=description)
     if alias:
-        client.set_registered_model_alias(model_name, alias, str(version))
+        from aliasgate.registry.promotion import assign_alias
+
+        assign_alias(model_name, alias, str(version), reason="registered", client=client)
     return RegisteredCandidate(
         name=model_name,
         version=int(version),
@@ -176,3 +178,45 @@ def ensure_default_candidate(
         if not _is_missing(exc):
             raise
     return register_local_candidate(None, model_name=model_name, alias=alias, experiment=experiment)
+
+
+def find_or_register(
+    config: LocalConfig | dict[str, Any] | None = None,
+    *,
+    model_name: str = DEFAULT_MODEL_NAME,
+    description: str | None = None,
+    experiment: str = DEFAULT_EXPERIMENT,
+) -> tuple[RegisteredCandidate, bool]:
+    """The version of ``model_name`` registered with exactly this config, registering it if none is.
+
+    Versions are matched on the ``aliasgate.config_digest`` tag, so rerunning a script that
+    registers the same configs does not pile up identical versions. No alias is touched.
+
+    Returns:
+        ``(candidate, created)``.
+    """
+    if config is None:
+        config = LocalConfig()
+    elif isinstance(config, dict):
+        try:
+            config = LocalConfig.model_validate(config)
+        except ValueError as exc:
+            raise CandidateError(f"invalid local candidate config: {exc}") from exc
+    candidate = LocalLlamaCandidate(config, uri=f"models:/{model_name}")
+    digest = config_digest(candidate.model_config())
+    quiet_environment()
+    from mlflow import MlflowClient
+
+    client = MlflowClient()
+    found = client.search_model_versions(f"name='{model_name}'")
+    for mv in sorted(found, key=lambda m: int(m.version)):
+        if (mv.tags or {}).get(CONFIG_DIGEST_TAG) == digest:
+            return RegisteredCandidate(
+                name=model_name, version=int(mv.version),
+                uri=f"models:/{model_name}/{mv.version}", run_id=mv.run_id,
+                fingerprint=(mv.tags or {}).get(FINGERPRINT_TAG),
+            ), False
+    reg = register_local_candidate(
+        config, model_name=model_name, alias=None, description=description, experiment=experiment
+    )
+    return reg, True

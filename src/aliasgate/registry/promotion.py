@@ -20,10 +20,10 @@ round, every loser ``RESOURCE_ALREADY_EXISTS`` (``tests/test_promotion.py`` re-c
 concurrent promotions). Releasing deletes the lock model.
 
 The lock model carries its holder (``aliasgate.lock.owner``), a random token and the time it
-was taken. A lock older than ``lock_stale_s`` (10 minutes by default; its age is taken from the
-store's own creation timestamps, so client clocks hardly matter) is stale: a crashed promoter. Breaking it is serialised by a second unique
-name, ``<model>.aliasgate-lock-break``, whose holder re-checks the stale lock's token before
-deleting it, so two waiters cannot both break and then delete each other's fresh lock. The
+was taken. A lock older than ``lock_stale_s`` (10 minutes by default; confirmed on the store's
+own creation timestamps, so client clocks hardly matter) is stale: a crashed promoter. Breaking
+it is serialised by a second unique name, ``<model>.aliasgate-lock-break``, whose holder
+re-checks the stale lock's token before deleting it, so two waiters cannot both break and then delete each other's fresh lock. The
 break is recorded on the audit run (``aliasgate.audit.lock_broken``). Before moving anything the
 holder re-checks that the lock still carries its token.
 
@@ -182,8 +182,8 @@ def promote(
         alias: The alias to move.
         expected_current: The version ``@alias`` pointed at when the evaluation began (None:
             there was no champion).
-        verdict: The gate verdict (``verdict``, ``complete``, optionally ``rules``: a list of
-            ``{"name", "blocking", "passed"}``); logged as ``verdict.json`` on the audit run.
+        verdict: The gate verdict (``aliasgate.verdict/1``: ``verdict``, ``complete``,
+            ``counts``, ``rules``); logged as ``verdict.json`` on the audit run.
         gate_run_id: The MLflow run that holds the gate results.
         git_sha: Commit of the evaluated code.
         actor: Who promotes (default ``$USER@hostname``).
@@ -290,6 +290,61 @@ def rollback(
     return attempt.record()
 
 
+def assign_alias(
+    model_name: str,
+    alias: str,
+    version: str | int,
+    *,
+    reason: str | None = None,
+    actor: str | None = None,
+    lock_timeout_s: float = 30.0,
+    lock_stale_s: float = STALE_LOCK_S,
+    client: Any = None,
+) -> PromotionRecord:
+    """Point an ungated alias (``@challenger``, ``@candidate``...) at ``version``, audited.
+
+    The gated alias (``@champion``) and the ``@previous`` aliases are refused: they move only
+    through :func:`promote` and :func:`rollback`. Same mutex and audit run as those; an alias
+    that already points at ``version`` is left alone (action ``unchanged``, no audit run).
+
+    Args:
+        model_name: Registered model name.
+        alias: The alias to set.
+        version: The model version it should point at.
+        reason: Why (recorded on the audit run).
+        actor: Who (default ``$USER@hostname``).
+        lock_timeout_s: How long to wait for a concurrent move of the same model.
+        lock_stale_s: Age after which a lock is considered abandoned and broken.
+        client: An ``MlflowClient`` (default: one for ``mlflow.get_tracking_uri()``).
+
+    Raises:
+        PromotionRefused: a gated alias, a missing version, or the lock could not be taken.
+    """
+    c = _client(client)
+    to_version = str(version)
+    if alias == DEFAULT_ALIAS or alias == PREVIOUS_ALIAS or alias.startswith(PREVIOUS_ALIAS + "-"):
+        raise PromotionRefused(
+            f"@{alias} is gated: it moves only through `aliasgate promote` / rollback"
+        )
+    _check_alias(alias)
+    attempt = _Attempt(c, "assign", model_name, alias, _actor(actor), to_version=to_version,
+                       reason=reason)
+    with attempt.locked(lock_timeout_s, lock_stale_s):
+        current = attempt.read(alias)
+        attempt.from_version = current
+        if current == to_version:
+            return PromotionRecord(
+                action="unchanged", model=model_name, alias=alias, from_version=current,
+                to_version=to_version, timestamp=attempt.timestamp, actor=attempt.actor,
+                gate_run_id=None, audit_run_id="",
+            )
+        attempt.require_version(to_version)
+        attempt.check_lock()
+        with attempt.moving() as move:
+            move(alias, to_version)
+    return attempt.record()
+
+
 def audit_log(model_name: str, *, client: Any = None) -> list[dict[str, Any]]:
     """Every audited alias move (and refused attempt) of ``model_name``, newest first.
 
@@ -346,7 +401,8 @@ def verdict_refusal(verdict: Mapping[str, Any]) -> str | None:
     """Why ``verdict`` does not allow a promotion, or None if it does (fail closed).
 
     Args:
-        verdict: The gate verdict mapping.
+        verdict: The gate verdict mapping (``aliasgate.verdict/1``: ``verdict``, ``complete``,
+            ``rules`` with ``severity`` block/warn and ``status`` pass/fail/error/skipped).
     """
     if not isinstance(verdict, Mapping):
         return f"verdict is a {type(verdict).__name__}, not a mapping"
@@ -354,10 +410,8 @@ def verdict_refusal(verdict: Mapping[str, Any]) -> str | None:
         return f"gate verdict is {verdict.get('verdict')!r}, not 'pass'"
     if verdict.get("complete") is not True:
         return f"gate results are not complete (complete={verdict.get('complete')!r})"
-    failed = [
-        str(r.get("name", i)) for i, r in enumerate(_rules(verdict))
-        if r.get("blocking", True) and _rule_state(r) is False
-    ]
+    failed = [_rule_name(r, i) for i, r in enumerate(_rules(verdict))
+              if _is_blocking(r) and _rule_state(r) is False]
     if failed:
         return f"verdict says pass but blocking rule(s) {', '.join(failed)} did not pass"
     return None
@@ -366,38 +420,55 @@ def verdict_refusal(verdict: Mapping[str, Any]) -> str | None:
 def rules_summary(verdict: Mapping[str, Any]) -> str:
     """A compact summary of the rules in ``verdict``, e.g. ``"7/7 blocking passed"``.
 
+    Uses the verdict's ``counts`` when present, else counts its ``rules``; skipped blocking
+    rules and failed warn rules are appended (``"4/7 blocking passed, 3 skipped, 1 warning"``).
+
     Args:
-        verdict: The gate verdict mapping (``rules``: list of rule results, optional).
+        verdict: The gate verdict mapping.
     """
-    if isinstance(verdict.get("rules_summary"), str):
-        return verdict["rules_summary"]
+    counts = verdict.get("counts")
     rules = _rules(verdict)
-    if not rules:
+    if isinstance(counts, Mapping) and "blocking" in counts and "passed" in counts:
+        blocking, passed = int(counts["blocking"]), int(counts["passed"])
+        skipped, warnings = int(counts.get("skipped", 0)), int(counts.get("warnings", 0))
+    elif rules:
+        block = [r for r in rules if _is_blocking(r)]
+        blocking, passed = len(block), sum(_rule_state(r) is True for r in block)
+        skipped = sum(str(r.get("status", "")).lower() == "skipped" for r in block)
+        warnings = sum(_rule_state(r) is False for r in rules if not _is_blocking(r))
+    else:
         return "no rule details"
-    blocking = [r for r in rules if r.get("blocking", True)]
-    advisory = [r for r in rules if not r.get("blocking", True)]
-    text = f"{sum(_rule_state(r) is True for r in blocking)}/{len(blocking)} blocking passed"
-    if advisory:
-        text += f", {sum(_rule_state(r) is True for r in advisory)}/{len(advisory)} advisory passed"
+    text = f"{passed}/{blocking} blocking passed"
+    if skipped:
+        text += f", {skipped} skipped"
+    if warnings:
+        text += f", {warnings} warning" + ("s" if warnings > 1 else "")
     return text
 
 
 def _rules(verdict: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     rules = verdict.get("rules")
-    if isinstance(rules, Mapping):
-        rules = [{"name": k, **v} if isinstance(v, Mapping) else {"name": k, "passed": v}
-                 for k, v in rules.items()]
     if not isinstance(rules, list | tuple):
         return []
     return [r for r in rules if isinstance(r, Mapping)]
 
 
+def _rule_name(rule: Mapping[str, Any], index: int) -> str:
+    return str(rule.get("id", rule.get("name", f"#{index + 1}")))
+
+
+def _is_blocking(rule: Mapping[str, Any]) -> bool:
+    if "severity" in rule:
+        return str(rule["severity"]).lower() == "block"
+    return bool(rule.get("blocking", True))
+
+
 def _rule_state(rule: Mapping[str, Any]) -> bool | None:
-    """True passed, False explicitly failed/unmeasured, None unknown."""
+    """True passed, False failed/errored/unmeasured, None skipped or unknown."""
     if isinstance(rule.get("passed"), bool):
         return rule["passed"]
-    status = str(rule.get("status", rule.get("verdict", ""))).lower()
-    if status in ("pass", "passed", "ok"):
+    status = str(rule.get("status", "")).lower()
+    if status in ("pass", "passed"):
         return True
     if status in ("fail", "failed", "error", "unmeasured", "incomplete"):
         return False
@@ -498,6 +569,8 @@ class _Attempt:
     def _run_name(self, action: str) -> str:
         if self.action == "promote":
             name = f"promote {self.model} v{self.to_version} -> @{self.alias}"
+        elif self.action == "assign":
+            name = f"assign {self.model} @{self.alias} {_v(self.from_version)} -> v{self.to_version}"
         else:
             name = (f"rollback {self.model} @{self.alias} "
                     f"{_v(self.from_version)} -> {_v(self.to_version)}")

@@ -17,6 +17,7 @@ import numpy as np
 
 from aliasgate.stats._checks import as_values, check_open_unit, json_safe
 from aliasgate.stats.binary import mcnemar_exact
+
 try:
     from aliasgate.stats.bootstrap import paired_bootstrap_distribution
 except ImportError:  # TEMPORARY (until bootstrap.py exposes replicates, ~17:35 UTC): normal approx.

@@ -17,6 +17,12 @@ import pytest
 
 from aliasgate.defaults import TELEMETRY_OFF
 
+# pytester subprocesses run with their own ini file: keep the third-party plugins that the
+# `judges` extra installs (deepeval, langsmith) out of them too, as pyproject's addopts does here.
+_NOISY = "-p no:deepeval -p no:langsmith_plugin"
+if _NOISY not in os.environ.get("PYTEST_ADDOPTS", ""):
+    os.environ["PYTEST_ADDOPTS"] = (os.environ.get("PYTEST_ADDOPTS", "") + " " + _NOISY).strip()
+
 #: Seconds to wait for ``mlflow server`` to answer ``/health`` (it takes ~15 s on 2 cores).
 MLFLOW_SERVER_START_TIMEOUT_S = 120.0
 

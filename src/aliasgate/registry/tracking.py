@@ -172,6 +172,9 @@ class TrackingSession:
         prefix = "" if role == "candidate" else f"{role}."
         self.log(parent, metrics={prefix + k: v for k, v in metrics.items()})
         self.log_table(run_id, [c.row() for c in result.cases], f"{result.suite}/cases.json")
+        for table, rows in result.tables.items():
+            if rows:
+                self.log_table(run_id, rows, f"{result.suite}/{table}.json")
         self.client.set_terminated(run_id, "FINISHED")
         self.child_runs[key] = run_id
         return run_id

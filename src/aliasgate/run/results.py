@@ -79,6 +79,10 @@ class SuiteResult:
     cache_hits: int = 0
     wall_time_s: float = 0.0
     candidate_info: dict[str, Any] = field(default_factory=dict)
+    #: Tables from suite-level aggregates (``per_group``...), logged as ``<suite>/<name>.json``.
+    tables: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    #: Errors of suite-level aggregates by metric name (their metric is then unmeasured).
+    aggregate_errors: dict[str, str] = field(default_factory=dict)
 
     @property
     def n(self) -> int:

@@ -176,6 +176,7 @@ def run_suite(
     if len(final) != len(cases):  # pragma: no cover - a bug, never a silent loss
         raise RuntimeError(f"suite {suite.name!r}: {len(cases) - len(final)} cases lost")
     metrics = _score_and_aggregate(final, built, seed)
+    tables, aggregate_errors = _suite_aggregates(suite, final, metrics, seed)
     return SuiteResult(
         suite=suite.name,
         candidate=candidate.uri,
@@ -188,7 +189,38 @@ def run_suite(
         cache_hits=cache_hits,
         wall_time_s=time.perf_counter() - t0,
         candidate_info=candidate.describe(),
+        tables=tables,
+        aggregate_errors=aggregate_errors,
     )
+
+
+def _suite_aggregates(
+    suite: Suite, results: list[CaseResult], metrics: dict[str, MetricSummary], seed: int
+) -> tuple[dict[str, list[dict[str, Any]]], dict[str, str]]:
+    """Run the suite's aggregates; add their metrics to ``metrics``; return tables and errors."""
+    tables: dict[str, list[dict[str, Any]]] = {}
+    errors: dict[str, str] = {}
+    if not suite.aggregates:
+        return tables, errors
+    from aliasgate.stats.aggregate import run_aggregate
+
+    scored = [r for r in results if r.status == "scored"]
+    failed = len(results) - len(scored)
+    for name, options in suite.aggregates.items():
+        out = run_aggregate(name, [r.case for r in scored], [r.scores for r in scored],
+                            options, seed=seed)
+        for metric, m in out.metrics.items():
+            if metric in metrics:
+                errors[metric] = f"aggregate {name!r} redefines metric {metric!r}; ignored"
+                continue
+            metrics[metric] = MetricSummary(
+                name=metric, value=m.value, ci_low=m.ci_low, ci_high=m.ci_high,
+                n=m.n, unmeasured=m.unmeasured + failed,
+            )
+            if m.error:
+                errors[metric] = m.error
+        tables.update(out.tables)
+    return tables, errors
 
 
 def _build_scorers(suite: Suite, scorers: Sequence[Scorer | str] | None) -> list[Scorer]:

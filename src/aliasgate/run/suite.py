@@ -24,6 +24,8 @@ class Suite:
         scorers: Registered scorer names (see ``aliasgate.scorers.available()``).
         prompt: Template of the user message; ``{input}`` and any row field may be used.
         params: Generation parameter overrides for this suite (e.g. ``{"max_tokens": 32}``).
+        aggregates: Suite-level metrics (``aliasgate.stats.aggregate.AGGREGATES``) by name, with
+            their options: ``{"group_rates": {"metrics": ["refused"]}}``.
         description: Shown in reports.
     """
 
@@ -33,6 +35,7 @@ class Suite:
     scorers: tuple[str, ...] = ("exact_match", "token_f1", "contains", "rouge_l")
     prompt: str = DEFAULT_PROMPT
     params: dict[str, Any] = field(default_factory=dict)
+    aggregates: dict[str, dict[str, Any]] = field(default_factory=dict)
     description: str = ""
 
     def __post_init__(self) -> None:

@@ -1,0 +1,84 @@
+"""Suite-level aggregates: metrics that are not a mean of per-case scores.
+
+Bias and fairness metrics (per-group rates and their gaps, BBQ bias scores, counterfactual flip
+rates, demographic parity) are computed from all of a suite's scored cases at once. A suite names
+them in ``Suite(aggregates={"name": {options}})``; the runner calls each after per-case scoring
+and adds the returned metrics (with confidence intervals) to the suite's metrics, and the
+returned tables (e.g. one row per group) to the suite's tables, which are logged to MLflow.
+
+Adding one: a function with the :data:`Aggregate` signature in a new file, plus one line in
+``AGGREGATES``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from aliasgate._registry import Registry
+from aliasgate.datasets.base import Case
+from aliasgate.scorers.base import Score
+
+
+@dataclass(frozen=True)
+class AggregateMetric:
+    """One suite-level metric with its confidence interval.
+
+    Attributes:
+        value: The estimate (None when it cannot be computed: then ``error`` says why).
+        ci_low: Lower confidence bound.
+        ci_high: Upper confidence bound.
+        n: Cases it was computed from.
+        unmeasured: Cases that could not be used (failed calls, unmappable answers...).
+        error: Why ``value`` is missing.
+    """
+
+    value: float | None
+    ci_low: float | None = None
+    ci_high: float | None = None
+    n: int = 0
+    unmeasured: int = 0
+    error: str | None = None
+
+
+@dataclass
+class AggregateResult:
+    """What an aggregate returns: metrics (named without the suite prefix) and tables."""
+
+    metrics: dict[str, AggregateMetric] = field(default_factory=dict)
+    tables: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+
+
+Aggregate = Callable[..., AggregateResult]
+"""``fn(cases, scores, *, seed, confidence, **options) -> AggregateResult``.
+
+``cases[i]`` and ``scores[i]`` (scorer name → :class:`Score`) describe the same case; only cases
+whose model call succeeded are passed (the count of the others is added to ``unmeasured`` by
+the runner)."""
+
+AGGREGATES = Registry(
+    "aggregate",
+    {},
+    entry_point_group="aliasgate.aggregates",
+)
+
+
+def run_aggregate(
+    name: str,
+    cases: Sequence[Case],
+    scores: Sequence[Mapping[str, Score]],
+    options: Mapping[str, Any] | None = None,
+    *,
+    seed: int = 0,
+    confidence: float = 0.95,
+) -> AggregateResult:
+    """Run the aggregate registered as ``name``; an exception becomes unmeasured metrics."""
+    fn = AGGREGATES.get(name)
+    try:
+        return fn(cases, scores, seed=seed, confidence=confidence, **dict(options or {}))
+    except Exception as exc:  # noqa: BLE001 - recorded, never silently dropped
+        return AggregateResult(
+            metrics={name: AggregateMetric(value=None, n=len(cases), unmeasured=len(cases),
+                                           error=f"{type(exc).__name__}: {exc}")}
+        )

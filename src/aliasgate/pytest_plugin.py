@@ -190,8 +190,12 @@ class GateRuleItem(pytest.Item):
         if outcome.status == "skipped":
             pytest.skip(outcome.message)
         if outcome.severity == "warn":
-            warnings.warn(GateWarning(f"gate[{outcome.id}] (warn) {outcome.status}: {outcome.message}"),
-                          stacklevel=1)
+            gate = ev.gate
+            index = next(i for i, r in enumerate(gate.rules) if r.id == self.rule.id)
+            warnings.warn_explicit(
+                GateWarning(f"gate[{outcome.id}] (warn) {outcome.status}: {outcome.message}"),
+                GateWarning, filename=str(self.path), lineno=gate.line_of("rules", index) or 0,
+            )
             return
         raise GateRuleFailed(f"{outcome.status}: {outcome.message}")
 

@@ -343,11 +343,13 @@ class EvalSession:
 
     @property
     def model_calls(self) -> int:
-        return sum(r.model_calls for r in self.results)
+        """Model calls made by this session (candidate and baseline)."""
+        return sum(r.model_calls for r in [*self.results, *self.baseline_results.values()])
 
     @property
     def cache_hits(self) -> int:
-        return sum(r.cache_hits for r in self.results)
+        """Responses served from the cache (candidate and baseline)."""
+        return sum(r.cache_hits for r in [*self.results, *self.baseline_results.values()])
 
     def finish(self) -> Path | None:
         """Write the report files (and verdict), log them to the parent run, close it, and

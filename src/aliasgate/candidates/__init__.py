@@ -4,6 +4,8 @@ URIs:
     ``models:/NAME@ALIAS``, ``models:/NAME/VERSION``, ``runs:/RUN_ID/PATH`` — an MLflow pyfunc model.
     ``local:smollm2`` — the embedded SmolLM2-135M-Instruct, in-process via llama.cpp.
     ``callable:package.module:function`` — a Python function ``f(messages, params) -> str``.
+    ``openai:MODEL``, ``azure:DEPLOYMENT``, ``openai-compatible:MODEL@BASE_URL`` — hosted chat
+    models through the ``openai`` client (see :mod:`aliasgate.candidates.openai_`).
 """
 
 from __future__ import annotations
@@ -26,6 +28,9 @@ SCHEMES = Registry(
         "runs": "aliasgate.candidates.mlflow_pyfunc:load",
         "local": "aliasgate.candidates.local:load",
         "callable": "aliasgate.candidates.callable_:load",
+        "openai": "aliasgate.candidates.openai_:load",
+        "azure": "aliasgate.candidates.openai_:load",
+        "openai-compatible": "aliasgate.candidates.openai_:load",
     },
     entry_point_group="aliasgate.candidates",
 )

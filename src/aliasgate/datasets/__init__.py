@@ -23,6 +23,10 @@ KINDS = Registry(
     "dataset kind",
     {
         "golden_qa": "aliasgate.datasets.golden_qa:GoldenQARow",
+        "bias_counterfactual": "aliasgate.datasets.bias_counterfactual:BiasCounterfactualRow",
+        "bias_bbq": "aliasgate.datasets.bias_bbq:BiasBBQRow",
+        "bias_decisions": "aliasgate.datasets.bias_decisions:BiasDecisionRow",
+        "bbq": "aliasgate.datasets.bbq:BBQRow",
     },
     entry_point_group="aliasgate.dataset_kinds",
 )

@@ -13,7 +13,10 @@ Adding a kind (safety prompts, bias templates...) is one file plus one line in `
   passes silently; strings are stripped; an empty optional string counts as absent;
 - ``to_case(self, source: str) -> Case``: map the validated row onto the generic
   :class:`Case` (``source`` is ``path:line``); every field not mapped onto a ``Case``
-  attribute goes to ``Case.meta`` so nothing is lost; ``Case.id`` must be unique in a dataset.
+  attribute goes to ``Case.meta`` so nothing is lost; ``Case.id`` must be unique in a dataset;
+- optionally ``to_cases(self, source: str) -> Sequence[Case]`` instead, for a row that expands
+  into several cases (a template filled with each of its slot values, see
+  ``bias_counterfactual.py``); the loader then uses it, and checks every case id as above.
 
 Remember CSV cells are strings: a list field should accept a ``|``-separated string (see
 ``golden_qa.py``), numbers rely on pydantic's lax coercion. The digest covers
@@ -171,15 +174,21 @@ def load_dataset(path: str | Path, kind: str = "golden_qa", name: str | None = N
             except ValidationError as e:
                 errors.extend(f"{source}: {msg}" for msg in _describe(e, schema))
                 continue
-            case = row.to_case(source)
-            if case.id in first_seen:
-                errors.append(
-                    f"{source}: duplicate id {case.id!r} (first at {first_seen[case.id]})"
-                )
+            expand = getattr(row, "to_cases", None)  # a template row -> several cases
+            row_cases = list(expand(source)) if callable(expand) else [row.to_case(source)]
+            fresh = []
+            for case in row_cases:
+                if case.id in first_seen:
+                    errors.append(
+                        f"{source}: duplicate id {case.id!r} (first at {first_seen[case.id]})"
+                    )
+                    continue
+                first_seen[case.id] = source
+                fresh.append(case)
+            if len(fresh) != len(row_cases):
                 continue
-            first_seen[case.id] = source
             rows.append(row)
-            cases.append(case)
+            cases.extend(fresh)
     except DatasetError as e:  # the file cannot be read further: report it with earlier errors
         if not errors:
             raise

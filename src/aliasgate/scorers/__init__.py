@@ -14,6 +14,7 @@ SCORERS = Registry(
         "token_f1": "aliasgate.scorers.reference:token_f1",
         "contains": "aliasgate.scorers.reference:contains",
         "rouge_l": "aliasgate.scorers.rouge:rouge_l",
+        "semantic": "aliasgate.scorers.semantic:semantic_similarity",
     },
     entry_point_group="aliasgate.scorers",
 )

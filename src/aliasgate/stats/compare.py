@@ -17,32 +17,7 @@ import numpy as np
 
 from aliasgate.stats._checks import as_values, check_open_unit, json_safe
 from aliasgate.stats.binary import mcnemar_exact
-
-try:
-    from aliasgate.stats.bootstrap import paired_bootstrap_distribution
-except ImportError:  # TEMPORARY (until bootstrap.py exposes replicates, ~17:35 UTC): normal approx.
-
-    def paired_bootstrap_distribution(a, b, **options):  # type: ignore[no-redef]
-        from statistics import NormalDist
-
-        from aliasgate.stats.bootstrap import paired_bootstrap
-
-        ci = paired_bootstrap(a, b, **options)
-
-        class _Approx:
-            def __init__(self) -> None:
-                self.ci = ci
-
-            def p_value(self, threshold: float) -> float:
-                if ci.method == "undefined":
-                    return 1.0
-                if ci.high == ci.low:
-                    return 0.0 if ci.estimate > threshold else 1.0
-                z = NormalDist().inv_cdf((1 + ci.confidence) / 2)
-                se = (ci.high - ci.low) / (2 * z)
-                return 1.0 - NormalDist().cdf((ci.estimate - threshold) / se)
-
-        return _Approx()
+from aliasgate.stats.bootstrap import paired_bootstrap_distribution
 from aliasgate.stats.power import paired_mde
 
 TESTS = ("non_inferiority", "superiority")

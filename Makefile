@@ -28,7 +28,7 @@ $(BIN)/python:
 EXTRAS ?= local,dev,judges,embeddings
 
 $(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[$(EXTRAS)]'
+	$(BIN)/python -m pip install -qq -e '.[$(EXTRAS)]'
 	@touch $@
 
 install: $(STAMP)

@@ -62,6 +62,34 @@ AGGREGATES = Registry(
     {},
     entry_point_group="aliasgate.aggregates",
 )
+AGGREGATES.register("group_metrics", "aliasgate.stats.fairness:group_metrics")
+AGGREGATES.register("bbq_bias", "aliasgate.stats.fairness:bbq_bias")
+AGGREGATES.register("counterfactual_flip", "aliasgate.stats.fairness:counterfactual_flip")
+AGGREGATES.register("demographic_parity", "aliasgate.stats.fairness:demographic_parity")
+
+
+def declared_metrics(suite_aggregates: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """Metric names the suite's aggregates will return, known before anything runs.
+
+    Each aggregate function may carry ``metric_names(options) -> list[str]``; the pytest plugin
+    adds these names to a suite's scorers when it checks a gate file's metric references.
+    An aggregate without ``metric_names`` declares nothing (rules naming its metrics are then
+    reported as unknown).
+
+    Args:
+        suite_aggregates: ``Suite.aggregates``: aggregate name -> its options.
+
+    Raises:
+        KeyError: an aggregate name is not registered.
+        ValueError: an aggregate rejects its options (unknown option, missing ``metrics``...).
+    """
+    names: list[str] = []
+    for name, options in suite_aggregates.items():
+        fn = AGGREGATES.get(name)
+        declare = getattr(fn, "metric_names", None)
+        if declare is not None:
+            names.extend(m for m in declare(dict(options or {})) if m not in names)
+    return names
 
 
 def run_aggregate(

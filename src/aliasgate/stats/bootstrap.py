@@ -38,6 +38,8 @@ from statistics import NormalDist
 
 import numpy as np
 
+from aliasgate.stats._checks import as_values, unit_codes
+
 SCIPY_MAX_N = 20_000
 """Largest sample handed to ``scipy.stats.bootstrap`` (its BCa jackknife is O(n²))."""
 
@@ -242,12 +244,8 @@ def paired_bootstrap(
         ValueError: if ``a`` and ``b`` differ in length, are empty or hold NaN/inf, or if
             ``clusters`` has another length.
     """
-    xa, xb = _as_values(a, "a"), _as_values(b, "b")
-    if xa.size != xb.size:
-        raise ValueError(f"paired values differ in length: {xa.size} vs {xb.size}")
-    _check_options(confidence, n_resamples)
-    codes = _cluster_codes(clusters, xa.size)
-    return _bootstrap(xa - xb, codes, confidence, n_resamples, seed)
+    diffs, codes = _paired_input(a, b, clusters, confidence, n_resamples)
+    return _bootstrap(diffs, codes, confidence, n_resamples, seed)
 
 
 def paired_bootstrap_distribution(
@@ -274,12 +272,8 @@ def paired_bootstrap_distribution(
     Raises:
         ValueError: as :func:`paired_bootstrap`.
     """
-    xa, xb = _as_values(a, "a"), _as_values(b, "b")
-    if xa.size != xb.size:
-        raise ValueError(f"paired values differ in length: {xa.size} vs {xb.size}")
-    _check_options(confidence, n_resamples)
-    codes = _cluster_codes(clusters, xa.size)
-    return _distribution(xa - xb, codes, confidence, n_resamples, seed)
+    diffs, codes = _paired_input(a, b, clusters, confidence, n_resamples)
+    return _distribution(diffs, codes, confidence, n_resamples, seed)
 
 
 def paired_bootstrap_diff(
@@ -312,23 +306,23 @@ def paired_bootstrap_diff(
 # -- validation ---------------------------------------------------------------------------------
 
 
+def _paired_input(
+    a: Sequence[float],
+    b: Sequence[float],
+    clusters: Sequence[Hashable | None] | None,
+    confidence: float,
+    n_resamples: int,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Validated per-case differences ``a - b`` and cluster codes."""
+    xa, xb = _as_values(a, "a"), _as_values(b, "b")
+    if xa.size != xb.size:
+        raise ValueError(f"paired values differ in length: {xa.size} vs {xb.size}")
+    _check_options(confidence, n_resamples)
+    return xa - xb, _cluster_codes(clusters, xa.size)
+
+
 def _as_values(values: Sequence[float], what: str) -> np.ndarray:
-    try:
-        x = np.asarray(values, dtype=float)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{what} must be numbers: {exc}") from None
-    if x.ndim != 1:
-        raise ValueError(f"{what} must be one-dimensional, got shape {x.shape}")
-    if x.size == 0:
-        raise ValueError(f"{what}: need at least one value")
-    bad = ~np.isfinite(x)
-    if bad.any():
-        first = int(np.flatnonzero(bad)[0])
-        raise ValueError(
-            f"{what}: {int(bad.sum())} value(s) are NaN/None/inf (first at index {first}); "
-            "drop unmeasured cases before computing statistics"
-        )
-    return x
+    return as_values(values, what)
 
 
 def _check_options(confidence: float, n_resamples: int) -> None:
@@ -342,20 +336,8 @@ def _cluster_codes(clusters: Sequence[Hashable | None] | None, n: int) -> np.nda
     """Integer cluster index per value (``None`` labels are singletons); None when iid."""
     if clusters is None:
         return None
-    labels = list(clusters)
-    if len(labels) != n:
-        raise ValueError(f"clusters has {len(labels)} labels for {n} values")
-    index: dict[Hashable, int] = {}
-    codes = np.empty(n, dtype=np.intp)
-    for i, label in enumerate(labels):
-        if label is None:
-            codes[i] = len(index)
-            index[object()] = codes[i]  # a fresh key: a cluster of its own
-        else:
-            codes[i] = index.setdefault(label, len(index))
-    if len(index) == n:
-        return None  # every value its own cluster: plain iid bootstrap
-    return codes
+    codes, n_units = unit_codes(clusters, n)
+    return None if n_units == n else codes  # every value its own cluster: plain iid bootstrap
 
 
 # -- the bootstrap -----------------------------------------------------------------------------

@@ -10,8 +10,7 @@ from typing import Any
 import numpy as np
 
 from aliasgate.stats._checks import as_count, as_values, check_open_unit, json_safe, unit_codes
-
-_CHUNK_ELEMENTS = 1 << 21  # resample index matrices are built in chunks of at most this many cells
+from aliasgate.stats.bootstrap import _resample_ratio_means
 
 
 @dataclass(frozen=True)
@@ -156,17 +155,3 @@ def group_gap(
         seed=int(seed),
         n_resamples=resamples,
     )
-
-
-def _resample_ratio_means(
-    sums: np.ndarray, sizes: np.ndarray, n_resamples: int, rng: np.random.Generator
-) -> np.ndarray:
-    """Pooled mean of each resample of the units (drawn with replacement), in bounded memory."""
-    k = sums.size
-    out = np.empty(n_resamples)
-    step = max(1, _CHUNK_ELEMENTS // k)
-    for start in range(0, n_resamples, step):
-        stop = min(start + step, n_resamples)
-        idx = rng.integers(0, k, size=(stop - start, k))
-        out[start:stop] = sums[idx].sum(axis=1) / sizes[idx].sum(axis=1)
-    return out

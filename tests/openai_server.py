@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import socket
 import sys
 import threading
 import time
@@ -231,6 +232,12 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
     # -- plumbing ----------------------------------------------------------------------------
+    def setup(self) -> None:
+        super().setup()
+        # Replies go out in one write; no Nagle delay either (else the client's delayed ACK
+        # adds ~40 ms to every keep-alive request, which real servers do not).
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
     def _send(self, code: int, payload: bytes, headers: dict[str, str] | None = None) -> None:
         try:
             self.send_response(code)
@@ -238,8 +245,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Length", str(len(payload)))
             for k, v in (headers or {}).items():
                 self.send_header(k, v)
-            self.end_headers()
-            self.wfile.write(payload)
+            self._headers_buffer.append(b"\r\n" + payload)  # headers + body in one write
+            self.flush_headers()
         except (BrokenPipeError, ConnectionResetError):  # the client gave up (timeout)
             self.close_connection = True
 

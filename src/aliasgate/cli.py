@@ -1,4 +1,4 @@
-"""``aliasgate`` command line: eval, gate, promote, rollback, audit, register, demo.
+"""``aliasgate`` command line: eval, gate, promote, rollback, audit, register, demo, nightly, report.
 
 Exit codes (also of ``pytest evals/ --gate``, except that pytest reports 1 for 3 and 4):
     0  passed (and promoted, when asked)
@@ -205,6 +205,66 @@ def cmd_demo(args: argparse.Namespace, extra: list[str]) -> int:
     return EXIT_OK if final in (EXIT_OK, EXIT_FAILED) else final
 
 
+def _compare_options(args: argparse.Namespace) -> object:
+    from aliasgate.reports.compare import DEFAULT_LOWER_IS_BETTER, CompareOptions
+
+    return CompareOptions(
+        margin=args.margin, rolling=args.rolling, case_drop=args.case_drop,
+        lower_is_better=(*DEFAULT_LOWER_IS_BETTER, *args.lower_is_better),
+        higher_is_better=tuple(args.higher_is_better),
+    )
+
+
+def cmd_nightly(args: argparse.Namespace, extra: list[str]) -> int:
+    """Evaluate @champion (and @challenger), compare with the previous nights, report, alert."""
+    from aliasgate.nightly import NightlyError, NightlyOptions, run_nightly
+
+    root = Path(args.root).resolve() if args.root else Path.cwd()
+    gate = None
+    if not args.no_gate:
+        gate = Path(args.gate) if args.gate else root / "gates" / "promotion.yaml"
+        if not args.gate and not gate.exists():
+            gate = None
+    opts = NightlyOptions(
+        model=args.model, evals=args.path, gate=gate, experiment=args.experiment,
+        nights=args.nights, compare=_compare_options(args), out=Path(args.out), date=args.date,
+        alert_roles=tuple(r for r in args.alert_roles.split(",") if r),
+        alert_webhook=args.alert_webhook or os.environ.get("ALIASGATE_ALERT_WEBHOOK") or None,
+        webhook_timeout=args.webhook_timeout, pytest_args=list(extra),
+        cache_dir=Path(args.cache_dir) if args.cache_dir else None, root=root,
+    )
+    try:
+        result = run_nightly(opts)
+    except NightlyError as exc:
+        print(f"aliasgate nightly: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    report = result.report
+    print("\n" + "=" * 78)
+    print(f"aliasgate nightly {report.night} — {report.status.upper()}: {report.headline}")
+    for reason in report.reasons:
+        print(f"  - {reason}")
+    for alert in result.alerts:
+        state = "delivered" if alert.get("ok") else f"FAILED ({alert.get('error')})"
+        print(f"  alert {alert['sink']} -> {alert.get('target')}: {state}")
+    print(f"report: {result.page}  (and summary.md, verdict.json)")
+    return result.exit_code
+
+
+def cmd_report(args: argparse.Namespace, extra: list[str]) -> int:
+    """Render the nightly page for any past evaluation run from its MLflow artifacts."""
+    from aliasgate.nightly import render_run_report
+
+    out = Path(args.out) if args.out else Path("reports") / f"run-{args.run[:8]}"
+    try:
+        page = render_run_report(args.run, out=out, nights=args.nights,
+                                 compare=_compare_options(args))  # type: ignore[arg-type]
+    except LookupError as exc:
+        print(f"aliasgate report: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"report: {page}  (and report.md, report.json)")
+    return EXIT_OK
+
+
 def _latest_report(root: Path) -> Path | None:
     reports = sorted(root.glob("*/summary.md"), key=lambda p: p.stat().st_mtime)
     return reports[-1] if reports else None
@@ -253,13 +313,57 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("demo", help="the eval -> gate -> promote story on the embedded model "
                                     "(what `make demo` runs)")
     d.set_defaults(func=cmd_demo)
+
+    def compare_args(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--nights", type=int, default=14, help="nights in the trends (14)")
+        parser.add_argument("--margin", type=float, default=0.02,
+                            help="non-inferiority margin of the night-to-night tests (0.02)")
+        parser.add_argument("--rolling", type=int, default=7,
+                            help="nights in the rolling baseline (7)")
+        parser.add_argument("--case-drop", type=float, default=0.5,
+                            help="a case regressed when a metric fell by at least this (0.5)")
+        parser.add_argument("--lower-is-better", action="append", default=[], metavar="PATTERN",
+                            help="metric where lower is better: a word in its name or a "
+                                 "<suite>.<metric> glob (repeatable; unsafe, leak, toxic, gap... "
+                                 "are built in)")
+        parser.add_argument("--higher-is-better", action="append", default=[], metavar="PATTERN",
+                            help="force 'higher is better' for matching metrics (repeatable)")
+
+    n = sub.add_parser("nightly", help="evaluate @champion (and @challenger), compare with the "
+                                       "previous nights, write the report, alert on a regression; "
+                                       "extra args go to pytest")
+    n.add_argument("path", nargs="?", default="evals/")
+    n.add_argument("--model", default=DEFAULT_MODEL_NAME, help="registered model to watch")
+    n.add_argument("--experiment", default="aliasgate", help="MLflow experiment")
+    n.add_argument("--gate", default=None,
+                   help="gate file for each evaluation (default: gates/promotion.yaml if present)")
+    n.add_argument("--no-gate", action="store_true", help="evaluate without a gate file")
+    n.add_argument("--out", default="reports/nightly", help="reports go to OUT/<night>/")
+    n.add_argument("--date", default=None, help="the night's label YYYY-MM-DD (default: today, UTC)")
+    n.add_argument("--alert-webhook", default=None, metavar="URL",
+                   help="POST a JSON alert here on a blocking regression "
+                        "(default: $ALIASGATE_ALERT_WEBHOOK)")
+    n.add_argument("--webhook-timeout", type=float, default=10.0, help="seconds per attempt (10)")
+    n.add_argument("--alert-roles", default="champion",
+                   help="comma-separated roles whose regressions alert (champion)")
+    n.add_argument("--cache-dir", default=None,
+                   help="response cache to reuse (default: a fresh cache for the night)")
+    n.add_argument("--root", default=None, help="project root (default: the current directory)")
+    compare_args(n)
+    n.set_defaults(func=cmd_nightly)
+
+    rp = sub.add_parser("report", help="render the report page for any past evaluation run")
+    rp.add_argument("--run", required=True, metavar="RUN_ID", help="the evaluation's parent run id")
+    rp.add_argument("--out", default=None, help="output directory (default: reports/run-<id>)")
+    compare_args(rp)
+    rp.set_defaults(func=cmd_report)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     quiet_environment()
     args, extra = build_parser().parse_known_args(argv)
-    if extra and args.command in ("register", "rollback", "audit", "demo"):
+    if extra and args.command in ("register", "rollback", "audit", "demo", "report"):
         print(f"aliasgate register: unknown arguments {extra}", file=sys.stderr)
         return EXIT_USAGE
     if args.tracking_uri:

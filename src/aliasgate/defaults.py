@@ -32,3 +32,10 @@ def quiet_environment() -> None:
 def tracking_uri() -> str:
     """The tracking URI in force: ``MLFLOW_TRACKING_URI`` if set, else the local sqlite store."""
     return os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+
+
+def redact_uri(uri: str) -> str:
+    """``uri`` without URL credentials (``https://user:secret@host`` → ``https://host``)."""
+    import re
+
+    return re.sub(r"(://)[^/@\s]+@", r"\1", uri)

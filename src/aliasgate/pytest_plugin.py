@@ -32,7 +32,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g = parser.getgroup("aliasgate", "aliasgate LLM evaluation")
     g.addoption("--candidate", default=os.environ.get("ALIASGATE_CANDIDATE", DEFAULT_CANDIDATE),
                 help="candidate URI: models:/NAME@ALIAS, models:/NAME/VERSION, local:smollm2, "
-                     "callable:module:function (default: %(default)s)")
+                     "callable:module:function, openai:MODEL, azure:DEPLOYMENT, "
+                     "openai-compatible:MODEL@BASE_URL (default: %(default)s)")
     g.addoption("--tracking-uri", default=None,
                 help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db)")
     g.addoption("--experiment", default=DEFAULT_EXPERIMENT, help="MLflow experiment name")
@@ -42,6 +43,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--no-cache", action="store_true", help="neither read nor write the response cache")
     g.addoption("--cache-dir", default=DEFAULT_CACHE_DIR, help="response cache directory")
     g.addoption("--concurrency", type=int, default=None, help="max model calls in flight")
+    g.addoption("--repeats", type=int, default=1,
+                help="ask each case K times (non-deterministic candidates): a case's value is the "
+                     "mean over its repeats; per-case agreement is reported (default: 1)")
     g.addoption("--no-mlflow", action="store_true", help="do not log to MLflow")
     g.addoption("--reports-dir", default=DEFAULT_REPORTS_DIR, help="where reports are written")
     g.addoption("--no-progress", action="store_true", help="hide the progress bar")
@@ -55,11 +59,24 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                      "complete results (compare-and-set, audited)")
     g.addoption("--promote-alias", default="champion", help="alias to promote to (default: %(default)s)")
     g.addoption("--verdict-json", default=None, help="also write verdict.json to this path")
+    g.addoption("--nightly", action="store_true",
+                help="tag the MLflow run as a nightly evaluation (aliasgate.kind=nightly, "
+                     "aliasgate.role, aliasgate.night) and write its report page (index.html)")
+    g.addoption("--nightly-role", default=None,
+                help="role of the candidate in the nightly history: champion, challenger... "
+                     "(default: the alias of --candidate)")
+    g.addoption("--nightly-date", default=None,
+                help="the night's label, YYYY-MM-DD (default: today, UTC)")
+    g.addoption("--no-nightly-page", action="store_true",
+                help="with --nightly: do not write the run's index.html (`aliasgate nightly` "
+                     "writes one page for all roles)")
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "aliasgate_suite: an aliasgate evaluation suite item")
     config.addinivalue_line("markers", "aliasgate_gate: an aliasgate gate rule item")
+    if config.getoption("--repeats", 1) < 1:
+        raise pytest.UsageError("--repeats must be >= 1")
     if config.getoption("--promote", False) and not config.getoption("--gate", None):
         raise pytest.UsageError("--promote needs --gate: nothing is promoted without a gate")
     if config.getoption("--gate", None):
@@ -144,7 +161,12 @@ def _add_gate_items(session: pytest.Session, ev: Any, items: list[pytest.Item]) 
     """Check the gate's metrics against the collected suites; append one item per rule."""
     from aliasgate.gates.schema import GateFileError
 
-    available = {i.suite.name: list(i.suite.scorers) for i in items if isinstance(i, SuiteItem)}
+    from aliasgate.stats.aggregate import declared_metrics
+
+    available = {
+        i.suite.name: [*i.suite.scorers, *declared_metrics(i.suite.aggregates)]
+        for i in items if isinstance(i, SuiteItem)
+    }
     try:
         ev.gate.check_metrics(available)
     except GateFileError as exc:
@@ -231,6 +253,10 @@ def _eval_session(config: pytest.Config) -> Any:
             baseline=config.getoption("--baseline"),
             promote=config.getoption("--promote"),
             promote_alias=config.getoption("--promote-alias"),
+            repeats=config.getoption("--repeats"),
+            nightly=config.getoption("--nightly"),
+            nightly_role=config.getoption("--nightly-role"),
+            nightly_date=config.getoption("--nightly-date"),
         )
         session = EvalSession(opts, console=Console(stderr=True))
         config.stash[_SESSION_KEY] = session
@@ -248,9 +274,28 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         import json
 
         Path(target).write_text(json.dumps(verdict, indent=2), encoding="utf-8")
+    if ev.options.nightly and not session.config.getoption("--no-nightly-page"):
+        _nightly_page(session.config, ev)
     refused = ev.promotion is not None and ev.promotion.get("action") == "refused"
     if refused and session.exitstatus == 0:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+_NIGHTLY_PAGE_KEY = pytest.StashKey[str]()
+
+
+def _nightly_page(config: pytest.Config, ev: Any) -> None:
+    """``--nightly``: render this run's report page (vs the previous nights) into its report dir."""
+    run_id = ev._tracking.parent_run_id if ev._tracking is not None else None
+    if run_id is None or ev.report_dir is None:
+        return
+    try:
+        from aliasgate.nightly import render_run_report
+
+        page = render_run_report(run_id, out=ev.report_dir, tracking_uri=ev.uri)
+        config.stash[_NIGHTLY_PAGE_KEY] = str(page)
+    except Exception as exc:  # noqa: BLE001 - the evaluation is logged; the page is extra
+        ev.note(f"nightly report page not written: {type(exc).__name__}: {exc}")
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
@@ -283,3 +328,6 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
             tr.write_line(f"verdict: {ev.report_dir / 'verdict.json'}")
     if ev._tracking is not None and ev._tracking.parent_run_id:
         tr.write_line(f"MLflow run: {ev._tracking.parent_run_id}  (browse: {ev._tracking.ui_hint()})")
+    page = config.stash.get(_NIGHTLY_PAGE_KEY, None)
+    if page is not None:
+        tr.write_line(f"nightly report: {page}")

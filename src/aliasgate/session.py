@@ -19,6 +19,7 @@ from aliasgate.defaults import (
     DEFAULT_EXPERIMENT,
     DEFAULT_REPORTS_DIR,
     quiet_environment,
+    redact_uri,
     tracking_uri,
 )
 from aliasgate.run.results import SuiteResult
@@ -47,6 +48,12 @@ class EvalOptions:
             (``champion``) or a full candidate URI. Default: the gate file's ``baseline``.
         promote: Move ``promote_alias`` to the candidate if the verdict is ``pass``.
         promote_alias: The alias a passing candidate is promoted to.
+        repeats: How many times each case is asked (non-deterministic candidates); a case's
+            value is the mean over its repeats and ``agreement`` is reported.
+        nightly: Tag the parent run as a nightly evaluation (``aliasgate.kind=nightly``,
+            ``aliasgate.role``, ``aliasgate.night``), so ``aliasgate nightly``/``report`` find it.
+        nightly_role: ``champion``, ``challenger``...; default: the candidate URI's alias.
+        nightly_date: The night's label (``YYYY-MM-DD``); default: today (UTC).
     """
 
     candidate: str = DEFAULT_CANDIDATE
@@ -65,6 +72,10 @@ class EvalOptions:
     baseline: str | None = None
     promote: bool = False
     promote_alias: str = "champion"
+    repeats: int = 1
+    nightly: bool = False
+    nightly_role: str | None = None
+    nightly_date: str | None = None
 
 
 class EvalSession:
@@ -153,14 +164,36 @@ class EvalSession:
         if self._tracking is None:
             from aliasgate.registry.tracking import TrackingSession, git_sha
 
-            tags = {"aliasgate.kind": "evaluation", "aliasgate.candidate": self.options.candidate}
+            tags = {"aliasgate.kind": "evaluation",
+                    "aliasgate.candidate": redact_uri(self.options.candidate)}
             sha = git_sha(self.options.root)
             if sha:
                 tags["aliasgate.git_sha"] = sha
+            if self.options.nightly:
+                tags.update(self.nightly_tags())
             self._tracking = TrackingSession(
                 self.uri, self.options.experiment, run_name=self.run_name, tags=tags
             )
         return self._tracking
+
+    def nightly_tags(self) -> dict[str, str]:
+        """Parent-run tags of a nightly evaluation: kind, role, night, registered model/version."""
+        import datetime as _dt
+
+        from aliasgate.reports.history import nightly_role
+
+        tags = {
+            "aliasgate.kind": "nightly",
+            "aliasgate.role": self.options.nightly_role or nightly_role(self.options.candidate),
+            "aliasgate.night": self.options.nightly_date
+            or _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d"),
+        }
+        ref = self._candidate_ref_or_none()
+        if ref is not None and getattr(ref, "name", None):
+            tags["aliasgate.model_name"] = str(ref.name)
+            if getattr(ref, "version", None):
+                tags["aliasgate.model_version"] = str(ref.version)
+        return tags
 
     def note(self, message: str) -> None:
         self.notes.append(message)
@@ -268,7 +301,7 @@ class EvalSession:
             return run_suite(
                 suite, dataset, candidate, cache=self.cache,
                 concurrency=self.options.concurrency, limit=self.options.limit,
-                on_result=on_result,
+                on_result=on_result, repeats=self.options.repeats,
             )
 
     # -- gate ----------------------------------------------------------------------------------
@@ -299,7 +332,7 @@ class EvalSession:
         d = v.to_dict()
         ref = self._candidate_ref_or_none()
         d["candidate"] = {
-            "uri": self.options.candidate,
+            "uri": redact_uri(self.options.candidate),
             "name": getattr(ref, "name", None),
             "version": getattr(ref, "version", None),
         }
@@ -404,7 +437,7 @@ class EvalSession:
         """Machine-readable summary of the session (written as ``results.json``)."""
         return {
             "run_name": self.run_name,
-            "candidate": self.options.candidate,
+            "candidate": redact_uri(self.options.candidate),
             "tracking_uri": self.uri,
             "parent_run_id": self._tracking.parent_run_id if self._tracking else None,
             "model_calls": self.model_calls,
@@ -425,8 +458,10 @@ class EvalSession:
                     "metrics": {
                         k: {"value": m.value, "ci_low": m.ci_low, "ci_high": m.ci_high,
                             "n": m.n, "unmeasured": m.unmeasured}
-                        for k, m in r.metrics.items()
+                        for k, m in [*r.metrics.items(),
+                                     *([("agreement", r.agreement)] if r.agreement else [])]
                     },
+                    "repeats": r.repeats,
                 }
                 for r in self.results
             ],

@@ -1,8 +1,9 @@
 """``callable:package.module:function`` — any Python function as a candidate.
 
 The function is called as ``fn(messages, params)`` where ``messages`` is the chat (with the
-candidate's system prompt, if any, prepended) and ``params`` is a :class:`GenerationParams`; it
-returns the completion text or a full :class:`Generation`.
+candidate's system prompt, if any, merged into its leading system message: see
+:func:`~aliasgate.candidates.messages.merge_system_prompt`) and ``params`` is a
+:class:`GenerationParams`; it returns the completion text or a full :class:`Generation`.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from aliasgate.candidates.base import (
     GenerationParams,
     Message,
 )
+from aliasgate.candidates.messages import merge_system_prompt
 
 GenerateFn = Callable[[list[Message], GenerationParams], "str | Generation"]
 
@@ -68,7 +70,8 @@ class CallableCandidate(Candidate):
                 ``max_concurrency > 1``.
             name: The candidate URI shown in reports (default ``callable:<module>:<qualname>``).
             params: Default generation parameters (a :class:`GenerationParams` or a dict of its fields).
-            system_prompt: Prepended as a ``system`` message to every request.
+            system_prompt: Sent as the ``system`` message of every request (merged with a
+                system message the suite sends, own prompt first).
             max_concurrency: How many calls may run at once.
             version: Identifies the function's behaviour in the fingerprint; change it whenever
                 the behaviour changes, or the response cache goes stale.
@@ -86,9 +89,7 @@ class CallableCandidate(Candidate):
         self.version = str(version)
 
     def generate(self, messages: list[Message], params: GenerationParams) -> Generation:
-        full = list(messages)
-        if self.system_prompt:
-            full = [{"role": "system", "content": self.system_prompt}, *full]
+        full = merge_system_prompt(messages, self.system_prompt)
         start = time.perf_counter()
         result = self.fn(full, params)
         latency = time.perf_counter() - start

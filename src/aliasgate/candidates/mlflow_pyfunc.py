@@ -4,8 +4,10 @@ An alias is resolved to a version first, and that exact version is loaded (an al
 meanwhile: the candidate records the version it actually ran). A model registered by
 :func:`aliasgate.registry.models.register_local_candidate` is unwrapped to its inner
 :class:`~aliasgate.candidates.local.LocalLlamaCandidate`, so its fingerprint is the inner one
-(versions with identical config share cache entries); any other pyfunc model becomes a
-:class:`PyfuncCandidate`.
+(versions with identical config share cache entries); one registered by
+:func:`aliasgate.registry.models.register_openai_candidate` is likewise unwrapped to its inner
+:class:`~aliasgate.candidates.openai_.OpenAICandidate` (:class:`MlflowHostedCandidate`); any other
+pyfunc model becomes a :class:`PyfuncCandidate`.
 """
 
 from __future__ import annotations
@@ -164,6 +166,38 @@ class MlflowLocalCandidate(Candidate):
         self.local.close()
 
 
+class MlflowHostedCandidate(Candidate):
+    """A registered hosted model (``register_openai_candidate``): calls go straight to the inner
+    :class:`~aliasgate.candidates.openai_.OpenAICandidate` (same fingerprint, same concurrency).
+
+    Attributes:
+        inner: The inner adapter (built by the model's ``load_context``; key read from the env).
+        ref: Which model version this is.
+    """
+
+    def __init__(self, inner: Candidate, ref: ModelRef, pyfunc_model: Any = None) -> None:
+        self.inner = inner
+        self.ref = ref
+        self.uri = ref.uri
+        self.params = inner.params
+        self.max_concurrency = inner.max_concurrency
+        self._pyfunc_model = pyfunc_model  # keeps the loaded model alive
+
+    def generate(self, messages: list[Message], params: GenerationParams) -> Generation:
+        return self.inner.generate(messages, params)
+
+    def fingerprint(self) -> str:
+        return self.inner.fingerprint()
+
+    def describe(self) -> dict[str, Any]:
+        inner = self.inner.describe()
+        inner.pop("candidate.uri", None)
+        return {**super().describe(), **self.ref.describe(), **inner}
+
+    def close(self) -> None:
+        self.inner.close()
+
+
 def first_text(output: Any) -> str:
     """The first element of a pyfunc prediction as text (str, or dict with ``text``/``content``).
 
@@ -212,8 +246,10 @@ class PyfuncCandidate(Candidate):
     """Any other MLflow pyfunc model, called as ``predict([user_prompt])``.
 
     With ``input_format="messages"`` it is called as ``predict([{"messages": messages}])``
-    instead, which allows multi-turn chats. Generation parameters are passed as ``params`` only
-    when the model's signature declares them (filtered to the declared names).
+    instead, which allows multi-turn chats and system messages (a suite with a ``system`` prefix
+    needs it: in ``text`` format such a request is an error, never silently stripped).
+    Generation parameters are passed as ``params`` only when the model's signature declares them
+    (filtered to the declared names).
     """
 
     def __init__(
@@ -254,13 +290,14 @@ class PyfuncCandidate(Candidate):
     def _input(self, messages: list[Message]) -> list[Any]:
         if self.input_format == "messages":
             return [{"messages": list(messages)}]
-        turns = [m for m in messages if m.get("role") != "system"]
-        if len(turns) != 1 or turns[0].get("role") != "user":
+        # A system message (a suite's system prefix, e.g. a canary) cannot be passed as text:
+        # dropping it would silently change what is tested, so it is an error (case unmeasured).
+        if len(messages) != 1 or messages[0].get("role") != "user":
             raise CandidateError(
                 f"{self.uri} takes one user prompt (input_format='text'); got "
                 f"{[m.get('role') for m in messages]} — load it with input_format='messages'"
             )
-        return [turns[0]["content"]]
+        return [messages[0]["content"]]
 
     def generate(self, messages: list[Message], params: GenerationParams) -> Generation:
         model_input = self._input(messages)
@@ -323,4 +360,11 @@ def load(uri: str, **options: Any) -> Candidate:
             raise CandidateError(f"unknown options for {uri!r}: {sorted(options)}")
         inner.uri = uri
         return MlflowLocalCandidate(inner, ref, model)
+    if getattr(python_model, "aliasgate_kind", None) == "aliasgate.openai" and isinstance(
+        inner, Candidate
+    ):
+        if options:
+            raise CandidateError(f"unknown options for {uri!r}: {sorted(options)}")
+        inner.uri = uri
+        return MlflowHostedCandidate(inner, ref, model)
     return PyfuncCandidate(model, ref, **options)

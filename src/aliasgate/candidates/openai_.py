@@ -25,6 +25,8 @@ import os
 import re
 import time
 from collections.abc import Mapping
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as _dist_version
 from typing import Any, Literal
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
@@ -37,6 +39,7 @@ from aliasgate.candidates.base import (
     GenerationParams,
     Message,
 )
+from aliasgate.candidates.messages import merge_system_prompt
 
 Provider = Literal["openai", "azure", "compatible"]
 
@@ -70,7 +73,8 @@ class OpenAIConfig(BaseModel):
         api_version: Azure API version (default ``$OPENAI_API_VERSION``).
         api_key_env: NAME of the environment variable holding the key (default per provider:
             ``OPENAI_API_KEY``, ``AZURE_OPENAI_API_KEY``, ``OPENAI_COMPATIBLE_API_KEY``).
-        system_prompt: Prepended as a ``system`` message to every request.
+        system_prompt: Sent as the ``system`` message of every request (merged with a system
+            message the suite sends, own prompt first).
         params: Default generation parameters (a suite may override some).
         timeout_s: Client timeout per attempt (httpx: connect, read, write and pool each).
         max_retries: Retries of the client after the first attempt (429/5xx/timeouts).
@@ -212,29 +216,29 @@ class OpenAICandidate(Candidate):
         except ImportError as exc:  # pragma: no cover - a core dependency
             raise CandidateError(f"hosted candidates need the openai package ({exc})") from exc
         self._openai = openai
+        import httpx
+
+        self._httpx_response = httpx.Response
         key = _read_key(c)
         common = {"api_key": key, "timeout": c.timeout_s, "max_retries": c.max_retries}
         if c.provider == "azure":
+            # AzureOpenAI sends the key as ``api-key`` *and* as ``Authorization: Bearer``
+            # (openai 1.109); Azure needs only the former: send it once.
             self._client = openai.AzureOpenAI(
                 azure_endpoint=c.azure_endpoint, azure_deployment=c.deployment,
-                api_version=c.api_version, **common,
+                api_version=c.api_version, default_headers={"Authorization": openai.Omit()},
+                **common,
             )
+        elif c.provider == "compatible":
+            # $OPENAI_ORG_ID / $OPENAI_PROJECT_ID name an OpenAI account: not for other servers.
+            no_account = {"OpenAI-Organization": openai.Omit(), "OpenAI-Project": openai.Omit()}
+            self._client = openai.OpenAI(base_url=c.base_url, default_headers=no_account, **common)
         else:
             self._client = openai.OpenAI(base_url=c.base_url, **common)
 
     # -- request -----------------------------------------------------------------------------
-    def _messages(self, messages: list[Message]) -> list[Message]:
-        """The candidate's system prompt first; an incoming system message is appended to it."""
-        own = self.config.system_prompt
-        if not own:
-            return list(messages)
-        if messages and messages[0].get("role") == "system":
-            merged = f"{own}\n\n{messages[0].get('content', '')}"
-            return [{"role": "system", "content": merged}, *messages[1:]]
-        return [{"role": "system", "content": own}, *messages]
-
     def request_body(self, messages: list[Message], params: GenerationParams) -> dict[str, Any]:
-        """The keyword arguments of ``chat.completions.create`` for one request.
+        """The JSON body of one ``/chat/completions`` request (``extra_body`` merged last).
 
         Raises:
             CandidateError: ``top_k``/``repeat_penalty`` set but the provider cannot take them.
@@ -248,7 +252,7 @@ class OpenAICandidate(Candidate):
             )
         body: dict[str, Any] = {
             "model": c.deployment if c.provider == "azure" else c.model,
-            "messages": self._messages(messages),
+            "messages": merge_system_prompt(messages, c.system_prompt),
             "temperature": params.temperature,
             "top_p": params.top_p,
             "seed": params.seed,
@@ -258,29 +262,24 @@ class OpenAICandidate(Candidate):
             body["stop"] = list(params.stop)
         for name in c.omit_params:
             body.pop(name, None)
-        extra: dict[str, Any] = {}
         if extras_ok:
-            extra.update(top_k=params.top_k, repeat_penalty=params.repeat_penalty)
-        extra.update(c.extra_body)
-        if extra:
-            body["extra_body"] = extra
+            body.update(top_k=params.top_k, repeat_penalty=params.repeat_penalty)
+        body.update(c.extra_body)
         return body
 
     def generate(self, messages: list[Message], params: GenerationParams) -> Generation:
+        """One chat completion. Transport, auth, retries with backoff (``Retry-After``), timeouts
+        and Azure's deployment URLs are the ``openai`` client's (``client.post``, its documented
+        way to send a raw request); the JSON body is ours and the reply is parsed here: the
+        typed ``chat.completions.create`` costs ~0.3 ms more CPU per call (its request transform
+        and response model), which caps throughput at high concurrency (bench/latency_bound.py).
+        """
         body = self.request_body(messages, params)
         oa = self._openai
         tries = self.config.max_retries + 1
         start = time.perf_counter()
         try:
-            raw = self._client.chat.completions.with_raw_response.create(**body)
-            request_id = raw.headers.get("x-request-id") or raw.headers.get("apim-request-id")
-            try:
-                completion = raw.parse()
-            except (ValueError, oa.APIResponseValidationError) as exc:
-                raise CandidateError(
-                    f"{self.uri}: malformed response from {self.where} (HTTP {raw.status_code}, "
-                    f"request id {request_id or 'none'}): {type(exc).__name__}: {exc}"
-                ) from exc
+            response = self._client.post("/chat/completions", body=body, cast_to=self._httpx_response)
         except oa.APITimeoutError as exc:
             raise CandidateError(
                 f"{self.uri}: no answer from {self.where} within {self.config.timeout_s:g} s "
@@ -302,43 +301,58 @@ class OpenAICandidate(Candidate):
         except oa.OpenAIError as exc:
             raise CandidateError(f"{self.uri}: {type(exc).__name__}: {exc}") from exc
         latency = time.perf_counter() - start
-        return self._generation(completion, request_id, getattr(raw, "retries_taken", 0), latency)
+        return self._generation(response, latency)
 
-    def _generation(
-        self, completion: Any, request_id: str | None, retries: int, latency: float
-    ) -> Generation:
+    def _generation(self, response: Any, latency: float) -> Generation:
+        """A :class:`Generation` from the final HTTP response, or :class:`CandidateError`."""
+        headers = response.headers
+        request_id = headers.get("x-request-id") or headers.get("apim-request-id")
         rid = request_id or "none"
         try:
-            choices = completion.choices
-            choice = choices[0]
-            message = choice.message
-            content = message.content
-            finish = choice.finish_reason
-        except (AttributeError, IndexError, KeyError, TypeError):
+            data = json.loads(response.content)
+        except ValueError as exc:
+            raise CandidateError(
+                f"{self.uri}: malformed response from {self.where} (HTTP {response.status_code}, "
+                f"request id {rid}): {type(exc).__name__}: {exc}"
+            ) from exc
+        choices = data.get("choices") if isinstance(data, dict) else None
+        choice = choices[0] if isinstance(choices, list) and choices else None
+        message = choice.get("message") if isinstance(choice, dict) else None
+        if not isinstance(message, dict):
+            error = data.get("error") if isinstance(data, dict) else None
+            shown = f"error: {error}" if error else repr(response.text[:200])
             raise CandidateError(
                 f"{self.uri}: response from {self.where} has no choices[0].message "
-                f"(request id {rid}): {str(completion)[:200]!r}"
-            ) from None
+                f"(request id {rid}): {shown}"
+            )
+        content = message.get("content")
+        finish = choice.get("finish_reason") if isinstance(choice, dict) else None
+        try:
+            retries = int(response.request.headers.get("x-stainless-retry-count", 0))
+        except (RuntimeError, ValueError):
+            retries = 0
         extra: dict[str, Any] = {"request_id": request_id, "retries": retries,
-                                 "response_model": getattr(completion, "model", None)}
-        if getattr(completion, "system_fingerprint", None):
-            extra["system_fingerprint"] = completion.system_fingerprint
+                                 "response_model": data.get("model")}
+        if data.get("system_fingerprint"):
+            extra["system_fingerprint"] = data["system_fingerprint"]
         if not content and finish == "content_filter":
             raise CandidateError(
                 f"{self.uri}: answer blocked by the provider's content filter "
                 f"(finish_reason=content_filter, request id {rid})"
             )
-        if content is None and isinstance(getattr(message, "refusal", None), str):
-            content = message.refusal
+        if content is None and isinstance(message.get("refusal"), str):
+            content = message["refusal"]
             extra["refusal"] = True
         if not isinstance(content, str):
             raise CandidateError(
                 f"{self.uri}: response message has no text content (finish_reason={finish}, "
                 f"request id {rid})"
             )
-        usage = getattr(completion, "usage", None)
-        prompt_tokens = getattr(usage, "prompt_tokens", None)
-        completion_tokens = getattr(usage, "completion_tokens", None)
+        usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
+        prompt_tokens = usage.get("prompt_tokens")
+        completion_tokens = usage.get("completion_tokens")
+        prompt_tokens = prompt_tokens if isinstance(prompt_tokens, int) else None
+        completion_tokens = completion_tokens if isinstance(completion_tokens, int) else None
         cost = self.cost(prompt_tokens, completion_tokens)
         if cost is not None:
             extra["cost_usd"] = cost
@@ -362,50 +376,12 @@ class OpenAICandidate(Candidate):
 
     # -- identity ----------------------------------------------------------------------------
     def fingerprint(self) -> str:
-        """Provider, endpoint, model/deployment, API version, system prompt and the request-shaping
-        options (``extra_body``...). Never the key. A moving model name (``gpt-4o``) cannot be
-        pinned from here: use dated snapshots, or the cache serves the old model's answers."""
-        c = self.config
-        parts = {
-            "provider": c.provider,
-            "endpoint": redact_url(c.azure_endpoint if c.provider == "azure" else c.base_url),
-            "model": c.deployment if c.provider == "azure" else c.model,
-            "api_version": c.api_version,
-            "system_prompt": c.system_prompt,
-            "extra_body": c.extra_body,
-            "sampler_extras": c.sampler_extras and c.provider == "compatible",
-            "max_tokens_param": c.max_tokens_param,
-            "omit_params": sorted(c.omit_params),
-        }
-        blob = json.dumps(parts, sort_keys=True, default=str).encode()
-        return f"openai:{c.provider}:{parts['model']}:" + hashlib.sha256(blob).hexdigest()
+        """See :func:`config_fingerprint`. Never contains the key."""
+        return config_fingerprint(self.config)
 
     def describe(self) -> dict[str, Any]:
         """Loggable description: the key's variable NAME, never the key or any header."""
-        c = self.config
-        d: dict[str, Any] = {
-            **super().describe(),
-            "candidate.provider": c.provider,
-            "candidate.model": c.model or "",
-            "candidate.endpoint": self.where,
-            "candidate.api_key_env": c.api_key_env,
-            "candidate.system_prompt": c.system_prompt or "",
-            "candidate.timeout_s": c.timeout_s,
-            "candidate.max_retries": c.max_retries,
-            "candidate.max_concurrency": c.max_concurrency,
-            "candidate.openai_client": getattr(self._openai, "__version__", "?"),
-        }
-        if c.provider == "azure":
-            d["candidate.deployment"] = c.deployment
-            d["candidate.api_version"] = c.api_version
-        if c.extra_body:
-            d["candidate.extra_body"] = json.dumps(c.extra_body, sort_keys=True, default=str)
-        if c.cost_per_1k_input is not None:
-            d["candidate.cost_per_1k_input"] = c.cost_per_1k_input
-        if c.cost_per_1k_output is not None:
-            d["candidate.cost_per_1k_output"] = c.cost_per_1k_output
-        d.update({f"candidate.params.{k}": v for k, v in self.params.as_dict().items()})
-        return d
+        return {**super().describe(), **describe_config(self.config)}
 
     def model_config_dict(self) -> dict[str, Any]:
         """The resolved config as JSON (what a registered model version stores; no key)."""
@@ -425,6 +401,63 @@ class OpenAICandidate(Candidate):
 
     def close(self) -> None:
         self._client.close()
+
+
+def config_fingerprint(config: OpenAIConfig) -> str:
+    """Provider, endpoint, model/deployment, API version, system prompt and the request-shaping
+    options (``extra_body``...) of a :meth:`~OpenAIConfig.resolved` config. Never the key.
+
+    A moving model name (``gpt-4o``) cannot be pinned from here: use dated snapshots, or the
+    response cache serves the old model's answers for the new one.
+    """
+    c = config
+    parts = {
+        "provider": c.provider,
+        "endpoint": redact_url(c.azure_endpoint if c.provider == "azure" else c.base_url),
+        "model": c.deployment if c.provider == "azure" else c.model,
+        "api_version": c.api_version,
+        "system_prompt": c.system_prompt,
+        "extra_body": c.extra_body,
+        "sampler_extras": c.sampler_extras and c.provider == "compatible",
+        "max_tokens_param": c.max_tokens_param,
+        "omit_params": sorted(c.omit_params),
+    }
+    blob = json.dumps(parts, sort_keys=True, default=str).encode()
+    return f"openai:{c.provider}:{parts['model']}:" + hashlib.sha256(blob).hexdigest()
+
+
+def describe_config(config: OpenAIConfig) -> dict[str, Any]:
+    """MLflow params of a :meth:`~OpenAIConfig.resolved` config: the key's variable NAME only."""
+    c = config
+    d: dict[str, Any] = {
+        "candidate.provider": c.provider,
+        "candidate.model": c.model or "",
+        "candidate.endpoint": redact_url(c.azure_endpoint if c.provider == "azure" else c.base_url),
+        "candidate.api_key_env": c.api_key_env,
+        "candidate.system_prompt": c.system_prompt or "",
+        "candidate.timeout_s": c.timeout_s,
+        "candidate.max_retries": c.max_retries,
+        "candidate.max_concurrency": c.max_concurrency,
+        "candidate.openai_client": _openai_version(),
+    }
+    if c.provider == "azure":
+        d["candidate.deployment"] = c.deployment
+        d["candidate.api_version"] = c.api_version
+    if c.extra_body:
+        d["candidate.extra_body"] = json.dumps(c.extra_body, sort_keys=True, default=str)
+    if c.cost_per_1k_input is not None:
+        d["candidate.cost_per_1k_input"] = c.cost_per_1k_input
+    if c.cost_per_1k_output is not None:
+        d["candidate.cost_per_1k_output"] = c.cost_per_1k_output
+    d.update({f"candidate.params.{k}": v for k, v in c.params.as_dict().items()})
+    return d
+
+
+def _openai_version() -> str:
+    try:
+        return _dist_version("openai")
+    except PackageNotFoundError:  # pragma: no cover - a core dependency
+        return "not-installed"
 
 
 def _read_key(c: OpenAIConfig) -> str:

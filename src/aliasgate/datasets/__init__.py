@@ -23,6 +23,9 @@ KINDS = Registry(
     "dataset kind",
     {
         "golden_qa": "aliasgate.datasets.golden_qa:GoldenQARow",
+        "safety_prompts": "aliasgate.datasets.safety_prompts:SafetyPromptRow",
+        "prompt_injection": "aliasgate.datasets.prompt_injection:PromptInjectionRow",
+        "xstest": "aliasgate.datasets.xstest:XSTestRow",
         "bias_counterfactual": "aliasgate.datasets.bias_counterfactual:BiasCounterfactualRow",
         "bias_bbq": "aliasgate.datasets.bias_bbq:BiasBBQRow",
         "bias_decisions": "aliasgate.datasets.bias_decisions:BiasDecisionRow",

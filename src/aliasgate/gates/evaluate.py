@@ -43,7 +43,10 @@ are written as ``null`` so that ``json.dumps(..., allow_nan=False)`` works:
   - common: ``suite``, ``metric`` (metric name or null), ``n`` (measured values used),
     ``n_cases``, ``unmeasured``, ``confidence``, ``seed``, ``n_resamples``, ``method``;
   - ``floor``/``ceiling``: ``value``, ``ci_low``, ``ci_high``, ``n_units``, ``bound``,
-    ``bound_value``, ``threshold``;
+    ``bound_value``, ``threshold``; on a suite-level aggregate metric (no per-case values, e.g.
+    ``bias_bbq.bias_score_ambig``) also ``source: "aggregate"`` and ``gate_confidence``: the
+    value and CI are the suite run's ``MetricSummary`` (``confidence``/``seed``/``n_resamples``
+    null: not recomputed by the gate); every other rule type errors on aggregate metrics;
   - ``rate``: ``successes``, ``rate``, ``ci_low``, ``ci_high`` (Wilson; widened by the cluster
     bootstrap when cases are clustered), ``n_units``, ``min``, ``max``;
   - ``group_gap``: ``gap``, ``ci_low``, ``ci_high``, ``groups`` (label -> ``mean``, ``n``,
@@ -70,10 +73,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from aliasgate.gates.schema import ComparisonRule, GateFile, RuleBase, RuleError
+from aliasgate.gates.schema import ComparisonRule, GateFile, RuleBase, RuleError, fmt_ci, fmt_num
 
 if TYPE_CHECKING:
-    from aliasgate.run.results import SuiteResult
+    from aliasgate.run.results import MetricSummary, SuiteResult
     from aliasgate.stats.compare import PairedComparison
 
 __all__ = [
@@ -283,6 +286,55 @@ class RuleContext:
         if rule.metric_name not in known:
             names = ", ".join(f"{sr.suite}.{m}" for m in sorted(known)) or "none"
             raise RuleError(f"metric '{rule.metric}' is not in the results (known: {names})")
+        if _aggregate_summary(sr, str(rule.metric_name)) is not None:
+            raise RuleError(
+                f"'{rule.metric}' is a suite-level aggregate metric (no per-case values): only "
+                "floor and ceiling rules can gate it, on the interval computed by the suite run"
+            )
+
+    def aggregate_bound(
+        self, rule: RuleBase, bound: str, threshold: float
+    ) -> tuple[dict[str, Any], float, str] | None:
+        """Floor/ceiling numbers for a suite-level aggregate metric; None for per-case metrics.
+
+        An aggregate metric (``group_metrics``, ``bbq_bias``... in ``Suite.aggregates``) is in
+        ``SuiteResult.metrics`` but no case has a score of that name, so its interval cannot be
+        recomputed here: the ``MetricSummary`` (value, CI) from the suite run is used as is
+        (computed at the run's confidence, 95% by default, with the run's seed, not the gate's).
+        ``stats["source"]`` is ``"aggregate"``; a missing bound counts as undefined (fails closed).
+
+        Args:
+            rule: A floor or ceiling rule.
+            bound: ``ci_low``, ``value`` or ``ci_high``.
+            threshold: The rule's threshold.
+
+        Returns:
+            ``(stats, bound value, message head)``, or None when the metric has per-case values.
+
+        Raises:
+            RuleError: the suite errored or is missing, or the aggregate has no value.
+        """
+        sr = self.candidate_suite(rule)
+        summary = _aggregate_summary(sr, str(rule.metric_name))
+        if summary is None:
+            return None
+        if summary.value is None:
+            why = sr.aggregate_errors.get(summary.name) or "no value"
+            raise RuleError(f"{rule.metric}: suite-level aggregate metric not computed ({why})")
+        value = float(summary.value)
+        low = math.nan if summary.ci_low is None else float(summary.ci_low)
+        high = math.nan if summary.ci_high is None else float(summary.ci_high)
+        picked = {"ci_low": low, "value": value, "ci_high": high}[bound]
+        stats = {
+            "suite": sr.suite, "metric": summary.name, "n": summary.n, "n_cases": len(sr.cases),
+            "unmeasured": summary.unmeasured, "value": value, "ci_low": low, "ci_high": high,
+            "n_units": None, "bound": bound, "bound_value": picked, "threshold": threshold,
+            "source": "aggregate", "confidence": None, "seed": None, "n_resamples": None,
+            "gate_confidence": self.confidence, "method": "aggregate_ci_from_suite_run",
+        }
+        head = (f"{rule.metric} = {fmt_num(value)} {fmt_ci(low, high)} (n = {summary.n}; "
+                "suite-level aggregate, CI from the suite run)")
+        return stats, picked, head
 
     def measured(self, rule: RuleBase) -> Measured:
         """The candidate's measured values of the rule's metric.
@@ -604,6 +656,14 @@ def _metric_names(sr: SuiteResult) -> set[str]:
     for c in sr.cases:
         names.update(c.scores)
     return names
+
+
+def _aggregate_summary(sr: SuiteResult, metric: str) -> MetricSummary | None:
+    """The run's summary of ``metric`` if it is a suite-level aggregate (no case has its score)."""
+    summary = sr.metrics.get(metric)
+    if summary is None or any(metric in c.scores for c in sr.cases):
+        return None
+    return summary
 
 
 def _measured(sr: SuiteResult, metric: str, ref: str) -> Measured:

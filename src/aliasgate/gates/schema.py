@@ -28,7 +28,9 @@ Rule types (``type:``), besides the common ``id``, ``metric``, ``severity`` (``b
 default, or ``warn``) and ``description``:
 
 * ``floor``: ``threshold``, ``bound`` (``ci_low`` default, ``value`` or ``ci_high``) of the
-  bootstrap interval of the mean; passes when ``bound >= threshold``.
+  bootstrap interval of the mean; passes when ``bound >= threshold``. On a suite-level aggregate
+  metric (``Suite.aggregates``: bias scores, gaps...) the interval is the one the suite run
+  computed (stats ``source: aggregate``); other rule types cannot use aggregate metrics.
 * ``ceiling``: the same with ``bound`` defaulting to ``ci_high``; passes when ``bound <= threshold``.
 * ``non_inferiority``: ``margin`` (>= 0, required), ``vs`` (alias, default the file's
   ``baseline``); paired by case id; passes when H0 ``Δ <= -margin`` is rejected.
@@ -258,6 +260,9 @@ class _BoundRule(RuleBase):
     def _measure(self, ctx: RuleContext) -> tuple[dict[str, Any], float, str]:
         from aliasgate.stats.bootstrap import bootstrap_mean
 
+        aggregate = ctx.aggregate_bound(self, self.bound, self.threshold)
+        if aggregate is not None:  # a suite-level aggregate metric: its CI from the suite run
+            return aggregate
         m = ctx.measured(self)
         ci = bootstrap_mean(
             m.values, clusters=m.clusters, confidence=ctx.confidence,

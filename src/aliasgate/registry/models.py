@@ -220,3 +220,104 @@ def find_or_register(
         config, model_name=model_name, alias=None, description=description, experiment=experiment
     )
     return reg, True
+
+
+#: The models-from-code file logged for a hosted (OpenAI / Azure / compatible) candidate.
+OPENAI_PYFUNC_MODEL_FILE = PYFUNC_MODEL_FILE.parent / "openai_pyfunc.py"
+
+
+def openai_pip_requirements() -> list[str]:
+    """The requirements logged with a hosted-model version (aliasgate, mlflow, openai)."""
+    from importlib.metadata import version
+
+    import mlflow
+
+    from aliasgate import __version__
+
+    return [f"aliasgate=={__version__}", f"mlflow=={mlflow.__version__}",
+            f"openai=={version('openai')}"]
+
+
+def register_openai_candidate(
+    config: Any,
+    *,
+    model_name: str,
+    alias: str | None = "challenger",
+    description: str | None = None,
+    experiment: str = DEFAULT_EXPERIMENT,
+) -> RegisteredCandidate:
+    """Register a hosted chat model (OpenAI, Azure OpenAI, OpenAI-compatible) as a new version of
+    ``model_name`` — its config only, never its key — and set ``alias`` on it.
+
+    The config is resolved first (``$OPENAI_BASE_URL``, ``$AZURE_OPENAI_ENDPOINT``,
+    ``$OPENAI_API_VERSION`` become explicit), so the version pins where it points. The key's
+    environment variable NAME is stored; loading ``models:/NAME@ALIAS`` reads the key from it on
+    the loading machine. No key is needed to register.
+
+    Args:
+        config: An :class:`~aliasgate.candidates.openai_.OpenAIConfig` or a dict of its fields
+            (generation parameters may be given at top level).
+        model_name: Registered model name (created if missing).
+        alias: Alias to point at the new version (None: leave aliases alone).
+        description: Model-version description.
+        experiment: Experiment of the registration run (created if missing).
+
+    Raises:
+        CandidateError: invalid or incomplete config (``api_key`` is refused).
+    """
+    from aliasgate.candidates.openai_ import (
+        OpenAIConfig,
+        build_config,
+        config_fingerprint,
+        describe_config,
+    )
+
+    if isinstance(config, dict):
+        config = build_config(**config)
+    elif not isinstance(config, OpenAIConfig):
+        raise CandidateError(f"expected an OpenAIConfig or a dict, got {type(config).__name__}")
+    resolved = config.resolved()
+    model_config = {"aliasgate_config_version": 1, **resolved.model_dump(mode="json")}
+    fingerprint = config_fingerprint(resolved)
+    digest = config_digest(model_config)
+
+    quiet_environment()
+    import mlflow
+    from mlflow import MlflowClient
+
+    client = MlflowClient()
+    params = {k: str(v)[:6000] for k, v in describe_config(resolved).items()}
+    params["candidate.fingerprint"] = fingerprint
+    with mlflow.start_run(
+        experiment_id=_experiment_id(client, experiment),
+        run_name=f"register-{model_name}",
+        nested=mlflow.active_run() is not None,
+        tags={"aliasgate.kind": "register", FINGERPRINT_TAG: fingerprint},
+    ) as run:
+        mlflow.log_params(params)
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=str(OPENAI_PYFUNC_MODEL_FILE),
+            model_config=model_config,
+            pip_requirements=openai_pip_requirements(),
+            registered_model_name=model_name,
+        )
+    version = info.registered_model_version
+    if version is None:  # pragma: no cover - registration is synchronous on every store we use
+        raise CandidateError(f"MLflow did not register a version of {model_name!r}")
+    client.set_model_version_tag(model_name, str(version), FINGERPRINT_TAG, fingerprint)
+    client.set_model_version_tag(model_name, str(version), CONFIG_DIGEST_TAG, digest)
+    if description:
+        client.update_model_version(model_name, str(version), description=description)
+    if alias:
+        from aliasgate.registry.promotion import assign_alias
+
+        assign_alias(model_name, alias, str(version), reason="registered", client=client)
+    return RegisteredCandidate(
+        name=model_name,
+        version=int(version),
+        uri=f"models:/{model_name}/{version}",
+        run_id=run.info.run_id,
+        alias=alias,
+        fingerprint=fingerprint,
+    )

@@ -59,6 +59,17 @@ def suite_metrics(result: SuiteResult) -> dict[str, float]:
             out[f"{s}.{name}_ci_high"] = m.ci_high
         out[f"{s}.{name}_n"] = m.n
         out[f"{s}.{name}_unmeasured"] = m.unmeasured
+    agreement = getattr(result, "agreement", None)
+    if agreement is not None:  # --repeats K > 1: mean share of repeats equal to the modal output
+        out[f"{s}.repeats"] = result.repeats
+        if agreement.value is not None:
+            out[f"{s}.agreement"] = agreement.value
+        if agreement.ci_low is not None:
+            out[f"{s}.agreement_ci_low"] = agreement.ci_low
+        if agreement.ci_high is not None:
+            out[f"{s}.agreement_ci_high"] = agreement.ci_high
+        out[f"{s}.agreement_n"] = agreement.n
+        out[f"{s}.agreement_unmeasured"] = agreement.unmeasured
     latencies = sorted(c.latency_s for c in result.cases if c.latency_s is not None)
     if latencies:
         out[f"{s}.latency_p50_s"] = latencies[len(latencies) // 2]
@@ -77,6 +88,7 @@ def suite_params(result: SuiteResult, extra: Mapping[str, Any] | None = None) ->
         "dataset.path": result.dataset_path,
         "dataset.digest": result.dataset_digest,
         "aliasgate.version": __version__,
+        "repeats": getattr(result, "repeats", 1),
     }
     params.update({f"gen.{k}": v for k, v in result.params.items()})
     params.update(result.candidate_info)

@@ -149,19 +149,29 @@ class ResponseCache:
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     @staticmethod
-    def key(fingerprint: str, messages: Sequence[Message], params: GenerationParams) -> str:
+    def key(
+        fingerprint: str,
+        messages: Sequence[Message],
+        params: GenerationParams,
+        *,
+        repeat: int | None = None,
+    ) -> str:
         """The cache key of one request: sha256 hex of canonical JSON (sorted keys).
 
         Args:
             fingerprint: The candidate's :meth:`~aliasgate.candidates.Candidate.fingerprint`.
             messages: The messages sent (the suite's, without the candidate's system prompt).
             params: The effective generation parameters.
+            repeat: Index of the sample when each case is asked several times (``--repeats``);
+                ``None`` (a single sample) leaves the key as it always was.
         """
-        payload = {
+        payload: dict[str, object] = {
             "fingerprint": fingerprint,
             "messages": [dict(m) for m in messages],
             "params": params.as_dict(),
         }
+        if repeat is not None:
+            payload["repeat"] = repeat
         blob = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 

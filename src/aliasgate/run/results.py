@@ -26,6 +26,12 @@ class CaseResult:
     completion_tokens: int | None = None
     cached: bool = False
     attempts: int = 1
+    #: How many times the case was asked (``--repeats``); the fields below are set when > 1.
+    repeats: int = 1
+    #: Share of the repeats whose text equals the modal output (``output`` holds that mode).
+    agreement: float | None = None
+    #: Every repeat's text, in repeat order.
+    outputs: list[str] | None = None
 
     def row(self) -> dict[str, Any]:
         """A flat row for the per-case table (MLflow ``log_table``, reports)."""
@@ -43,6 +49,10 @@ class CaseResult:
             "completion_tokens": self.completion_tokens,
             "cached": self.cached,
         }
+        if self.repeats > 1:
+            r["repeats"] = self.repeats
+            r["agreement"] = self.agreement
+            r["outputs"] = self.outputs
         for name, s in self.scores.items():
             r[name] = s.value
             if s.label is not None:
@@ -83,6 +93,10 @@ class SuiteResult:
     tables: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     #: Errors of suite-level aggregates by metric name (their metric is then unmeasured).
     aggregate_errors: dict[str, str] = field(default_factory=dict)
+    #: How many times each case was asked (``--repeats``).
+    repeats: int = 1
+    #: Mean per-case agreement across repeats with its CI (None when ``repeats`` is 1).
+    agreement: MetricSummary | None = None
 
     @property
     def n(self) -> int:

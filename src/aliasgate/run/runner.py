@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import time
 import warnings
+from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, replace
@@ -30,11 +31,11 @@ PROMPT_FAILED = "prompt could not be rendered"
 
 @dataclass
 class _Request:
-    """One unique request (cases with identical messages share one call)."""
+    """One unique request (cases with identical messages share one call, per repeat)."""
 
     key: str
     messages: list[Message]
-    indices: list[int]
+    slots: list[tuple[int, int]]  # (case index, repeat index)
 
 
 @dataclass
@@ -42,6 +43,15 @@ class _Outcome:
     generation: Generation | None
     error: str | None
     cache_error: str | None = None
+
+
+@dataclass
+class _Sample:
+    """One repeat of one case: its generation, or why it failed."""
+
+    generation: Generation | None
+    error: str | None
+    cached: bool
 
 
 def run_suite(
@@ -55,12 +65,21 @@ def run_suite(
     on_result: ProgressCallback | None = None,
     scorers: Sequence[Scorer | str] | None = None,
     seed: int = 0,
+    repeats: int = 1,
 ) -> SuiteResult:
     """Evaluate ``candidate`` on ``dataset`` as ``suite`` says.
 
-    Each case's user message is ``suite.render(case.input, case.meta)``; the candidate adds its
-    own system prompt. Identical requests within a run share one model call. Responses are looked
-    up in, and stored to, ``cache`` (each as soon as it arrives, so an interrupted run resumes).
+    Only the cases matching ``suite.where`` are evaluated. Each case's user message is
+    ``suite.render(case.input, case.meta)``, preceded by a system message
+    ``suite.render_system(...)`` when the suite has a ``system`` prefix; the candidate merges its
+    own system prompt into that (or adds it). Identical requests within a run share one model
+    call. Responses are looked up in, and stored to, ``cache`` (each as soon as it arrives, so an
+    interrupted run resumes).
+
+    With ``repeats`` K > 1 every case is asked K times (distinct cache keys carry the repeat
+    index). A case's metric value is the mean of its K scores, its ``output`` the modal text and
+    its ``agreement`` the share of repeats equal to that mode; it is ``unmeasured`` if any repeat
+    failed (a rerun asks only for the missing repeats). Suite metrics stay means over cases.
 
     Args:
         suite: Prompt template, generation parameter overrides and scorer names.
@@ -73,6 +92,7 @@ def run_suite(
             scoring: ``scores`` is still empty). See :mod:`aliasgate.run.progress`.
         scorers: Scorer objects or registered names to use instead of ``suite.scorers``.
         seed: Seed of the bootstrap confidence intervals.
+        repeats: How many times each case is asked (for non-deterministic candidates).
 
     Returns:
         A :class:`SuiteResult` with one :class:`CaseResult` per case, in dataset order.
@@ -80,12 +100,15 @@ def run_suite(
     Raises:
         KeyError: an unknown scorer name (before any model call).
         TypeError: an unknown generation parameter in ``suite.params``.
-        ValueError: ``limit`` < 0, ``concurrency`` < 1, or two scorers with the same name.
+        ValueError: ``limit`` < 0, ``concurrency`` < 1, ``repeats`` < 1, two scorers with the
+            same name, or a ``suite.where`` that matches no case.
         KeyboardInterrupt: propagated once in-flight calls have finished and been cached.
     """
     t0 = time.perf_counter()
     if limit is not None and limit < 0:
         raise ValueError(f"limit must be >= 0, got {limit}")
+    if repeats < 1:
+        raise ValueError(f"repeats must be >= 1, got {repeats}")
     workers = concurrency if concurrency is not None else max(1, candidate.max_concurrency or 1)
     if workers < 1:
         raise ValueError(f"concurrency must be >= 1, got {workers}")
@@ -96,16 +119,17 @@ def run_suite(
     except TypeError as exc:
         raise TypeError(f"suite {suite.name!r}: bad generation parameter in params ({exc})") from exc
     fingerprint = candidate.fingerprint()
-    cases = dataset.head(limit).cases
+    cases = suite.select(dataset).head(limit).cases
     results: list[CaseResult | None] = [None] * len(cases)
     notify = on_result or (lambda r: None)
 
-    # Render prompts; group identical requests.
+    # Render prompts; group identical requests (per repeat).
     requests: dict[str, _Request] = {}
     prompts: list[str] = [""] * len(cases)
     for i, case in enumerate(cases):
         try:
             prompt = suite.render(case.input, dict(case.meta))
+            system = suite.render_system(case.input, dict(case.meta))
         except Exception as exc:  # noqa: BLE001 - recorded per case
             results[i] = CaseResult(
                 case=case, prompt=suite.prompt, output=None, status="unmeasured",
@@ -116,11 +140,27 @@ def run_suite(
             continue
         prompts[i] = prompt
         messages: list[Message] = [{"role": "user", "content": prompt}]
-        key = ResponseCache.key(fingerprint, messages, params)
-        if key in requests:
-            requests[key].indices.append(i)
-        else:
-            requests[key] = _Request(key, messages, [i])
+        if system:  # the suite's system-prompt prefix; the candidate merges in its own
+            messages.insert(0, {"role": "system", "content": system})
+        for r in range(repeats):
+            key = ResponseCache.key(fingerprint, messages, params,
+                                    repeat=r if repeats > 1 else None)
+            if key in requests:
+                requests[key].slots.append((i, r))
+            else:
+                requests[key] = _Request(key, messages, [(i, r)])
+
+    # A case is settled once all its repeats are.
+    samples: list[list[_Sample | None]] = [[None] * repeats for _ in cases]
+    waiting = [repeats] * len(cases)
+
+    def settle(i: int, r: int, sample: _Sample) -> None:
+        samples[i][r] = sample
+        waiting[i] -= 1
+        if waiting[i] == 0:
+            done = [s for s in samples[i] if s is not None]
+            results[i] = _case_result(cases[i], prompts[i], done, names)
+            notify(results[i])
 
     # Serve what the cache has.
     cache_hits = 0
@@ -130,10 +170,9 @@ def run_suite(
         if gen is None:
             pending.append(req)
             continue
-        for i in req.indices:
+        for i, r in req.slots:
             cache_hits += 1
-            results[i] = _scored(cases[i], prompts[i], gen, cached=True)
-            notify(results[i])
+            settle(i, r, _Sample(gen, None, cached=True))
 
     # Call the model for the rest.
     model_calls = 0
@@ -141,7 +180,10 @@ def run_suite(
                  "params": params.as_dict()}
 
     def call(req: _Request) -> _Outcome:
-        meta = {**meta_base, "case": cases[req.indices[0]].id}
+        i, r = req.slots[0]
+        meta = {**meta_base, "case": cases[i].id}
+        if repeats > 1:
+            meta["repeat"] = r
         return _call(candidate, req, params, cache, meta)
 
     if pending:
@@ -156,16 +198,8 @@ def run_suite(
                 outcome = fut.result()  # only BaseException (KeyboardInterrupt...) escapes _call
                 if outcome.cache_error:
                     warnings.warn(outcome.cache_error, RuntimeWarning, stacklevel=2)
-                for i in req.indices:
-                    if outcome.generation is not None:
-                        results[i] = _scored(cases[i], prompts[i], outcome.generation, cached=False)
-                    else:
-                        results[i] = CaseResult(
-                            case=cases[i], prompt=prompts[i], output=None, status="unmeasured",
-                            error=outcome.error,
-                            scores={n: Score.unmeasured(MODEL_CALL_FAILED) for n in names},
-                        )
-                    notify(results[i])
+                for i, r in req.slots:
+                    settle(i, r, _Sample(outcome.generation, outcome.error, cached=False))
         except BaseException:
             # Let in-flight calls finish (and reach the cache); drop the queued ones.
             executor.shutdown(wait=True, cancel_futures=True)
@@ -177,6 +211,7 @@ def run_suite(
         raise RuntimeError(f"suite {suite.name!r}: {len(cases) - len(final)} cases lost")
     metrics = _score_and_aggregate(final, built, seed)
     tables, aggregate_errors = _suite_aggregates(suite, final, metrics, seed)
+    agreement = _agreement(final, seed) if repeats > 1 else None
     return SuiteResult(
         suite=suite.name,
         candidate=candidate.uri,
@@ -191,6 +226,8 @@ def run_suite(
         candidate_info=candidate.describe(),
         tables=tables,
         aggregate_errors=aggregate_errors,
+        repeats=repeats,
+        agreement=agreement,
     )
 
 
@@ -288,6 +325,83 @@ def _scored(case: Case, prompt: str, gen: Generation, *, cached: bool) -> CaseRe
     )
 
 
+def _case_result(
+    case: Case, prompt: str, samples: list[_Sample], names: list[str]
+) -> CaseResult:
+    """One case from its repeats (one sample: exactly the single-call result)."""
+    k = len(samples)
+    failed = [(r, s) for r, s in enumerate(samples) if s.generation is None]
+    if failed:
+        r, first = failed[0]
+        error = first.error if k == 1 else (
+            f"repeat {r + 1}/{k} failed ({len(failed)} of {k} failed): {first.error}")
+        return CaseResult(
+            case=case, prompt=prompt, output=None, status="unmeasured", error=error,
+            scores={n: Score.unmeasured(MODEL_CALL_FAILED) for n in names}, repeats=k,
+        )
+    gens = [s.generation for s in samples if s.generation is not None]
+    if k == 1:
+        return _scored(case, prompt, gens[0], cached=samples[0].cached)
+    texts = [g.text for g in gens]
+    mode, agreement = modal_output(texts)
+    tokens = [g.completion_tokens for g in gens if g.completion_tokens is not None]
+    return CaseResult(
+        case=case,
+        prompt=prompt,
+        output=mode,
+        status="scored",
+        latency_s=sum(g.latency_s for g in gens) / k,
+        prompt_tokens=gens[0].prompt_tokens,
+        completion_tokens=round(sum(tokens) / k) if len(tokens) == k else None,
+        cached=all(s.cached for s in samples),
+        repeats=k,
+        agreement=agreement,
+        outputs=texts,
+    )
+
+
+def modal_output(texts: Sequence[str]) -> tuple[str, float]:
+    """The most frequent text (ties: the earliest) and the share of ``texts`` equal to it.
+
+    Args:
+        texts: One output per repeat (compared exactly, character for character).
+    """
+    counts = Counter(texts)
+    mode = max(texts, key=lambda t: (counts[t], -texts.index(t)))
+    return mode, counts[mode] / len(texts)
+
+
+def _repeat_mean(scores: list[Score]) -> Score:
+    """A case's score from its repeats' scores: their mean, unmeasured if any is."""
+    k = len(scores)
+    values = [s.value for s in scores]
+    detail: dict[str, Any] = {"repeat_values": values}
+    for r, s in enumerate(scores):
+        if s.value is None:
+            return Score(value=None, error=f"repeat {r + 1}/{k}: {s.error}", detail=detail)
+    labels = {s.label for s in scores}
+    return Score(
+        value=sum(float(v) for v in values if v is not None) / k,
+        label=labels.pop() if len(labels) == 1 else None,
+        detail=detail,
+    )
+
+
+def _agreement(results: list[CaseResult], seed: int) -> MetricSummary:
+    """Mean per-case agreement across repeats over the scored cases, with a bootstrap CI."""
+    from aliasgate.stats.bootstrap import mean_ci
+
+    scored = [r for r in results if r.status == "scored" and r.agreement is not None]
+    values = [float(r.agreement) for r in scored if r.agreement is not None]
+    mean = low = high = None
+    if values:
+        clusters = ([r.case.cluster for r in scored]
+                    if any(r.case.cluster is not None for r in results) else None)
+        mean, low, high = mean_ci(values, clusters=clusters, seed=seed)
+    return MetricSummary(name="agreement", value=mean, ci_low=low, ci_high=high,
+                         n=len(values), unmeasured=len(results) - len(values))
+
+
 def _checked(score: object) -> Score:
     """A scorer's verdict, or an unmeasured score saying why it cannot be used."""
     if not isinstance(score, Score):
@@ -310,18 +424,28 @@ def _score_and_aggregate(
     from aliasgate.stats.bootstrap import mean_ci  # deferred: numpy (scipy inside mean_ci)
 
     scored = [r for r in results if r.status == "scored"]
-    outputs = [r.output or "" for r in scored]
-    scored_cases = [r.case for r in scored]
+    # Every repeat's output is scored; a case's score is the mean over its repeats.
+    outputs: list[str] = []
+    scored_cases: list[Case] = []
+    owner: list[int] = []
+    for j, r in enumerate(scored):
+        for text in r.outputs if r.outputs is not None else [r.output or ""]:
+            outputs.append(text)
+            scored_cases.append(r.case)
+            owner.append(j)
     use_clusters = any(r.case.cluster is not None for r in results)
     metrics: dict[str, MetricSummary] = {}
     for scorer in scorers:
         name = scorer.name
         scores = score_batch(scorer, outputs, scored_cases) if scored else []
-        if len(scores) != len(scored):
-            why = f"scorer returned {len(scores)} scores for {len(scored)} cases"
-            scores = [Score.unmeasured(why)] * len(scored)
-        for r, s in zip(scored, scores, strict=True):
-            r.scores[name] = _checked(s)
+        if len(scores) != len(outputs):
+            why = f"scorer returned {len(scores)} scores for {len(outputs)} outputs"
+            scores = [Score.unmeasured(why)] * len(outputs)
+        per_case: list[list[Score]] = [[] for _ in scored]
+        for j, s in zip(owner, scores, strict=True):
+            per_case[j].append(_checked(s))
+        for r, case_scores in zip(scored, per_case, strict=True):
+            r.scores[name] = case_scores[0] if len(case_scores) == 1 else _repeat_mean(case_scores)
         measured = [r for r in scored if r.scores[name].value is not None]
         values = [float(r.scores[name].value) for r in measured]  # type: ignore[arg-type]
         if values:

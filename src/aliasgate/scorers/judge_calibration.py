@@ -200,12 +200,13 @@ class Calibration:
         """One sentence for unmeasured scores and reports."""
         if self.trusted:
             return (f"judge trusted: agreement {self.agreement:.2f} >= {self.floor:.2f} on "
-                    f"{self.n} calibration items")
+                    f"{self.n} calibration item{'' if self.n == 1 else 's'}")
         why = "; ".join(self.reasons)
-        return (f"judge not trustworthy: agreement {self.agreement:.2f} < {self.floor:.2f} on {self.n} "
-                f"calibration items ({why})" if self.agreement < self.floor else
-                f"judge not trustworthy: agreement {self.agreement:.2f} on {self.n} calibration "
-                f"items but {why}")
+        items = f"{self.n} calibration item{'' if self.n == 1 else 's'}"
+        if self.agreement < self.floor:
+            return (f"judge not trustworthy: agreement {self.agreement:.2f} < {self.floor:.2f} "
+                    f"on {items} ({why})")
+        return f"judge not trustworthy: agreement {self.agreement:.2f} on {items} but {why}"
 
     def params(self) -> dict[str, Any]:
         """``judge.<metric>.*`` values to log."""
@@ -228,8 +229,16 @@ def _untrusted(metric: str, floor: float, reason: str, n: int = 0) -> Calibratio
                        reasons=(reason,), constant_scores=False, trusted=False, floor=floor)
 
 
-def summarize(metric: str, results: Sequence[ItemResult], config: JudgeConfig) -> Calibration:
-    """The :class:`Calibration` of per-item results (the rules are in the module docstring)."""
+def summarize(metric: str, results: Sequence[ItemResult], config: JudgeConfig,
+              stopped: str | None = None) -> Calibration:
+    """The :class:`Calibration` of per-item results (the rules are in the module docstring).
+
+    Args:
+        metric: The scorer's name.
+        results: The judge on each calibration item used.
+        config: Floor, threshold and unmeasured bound.
+        stopped: Why calibration stopped before the last item (early stop), if it did.
+    """
     floor = config.agreement_floor
     n = len(results)
     measured = [r for r in results if r.value is not None]
@@ -261,6 +270,8 @@ def summarize(metric: str, results: Sequence[ItemResult], config: JudgeConfig) -
     degenerate = bool(reasons)
     if agreement < floor and not reasons:
         reasons.append(f"{sum(r.agrees for r in results)}/{n} verdicts match")
+    if stopped:
+        reasons.append(stopped)
     trusted = not degenerate and agreement >= floor
     return Calibration(metric=metric, agreement=agreement, n=n, n_unmeasured=n_unmeasured,
                        degenerate=degenerate, reasons=tuple(reasons), constant_scores=constant,
@@ -321,11 +332,16 @@ def _run_calibration(scorer: JudgeScorer) -> Calibration:
         scorer.prepare()
     except Exception as exc:  # noqa: BLE001 - the judge is unavailable: untrusted, with the reason
         return _untrusted(scorer.name, floor, f"judge unavailable: {_err(exc)}", len(items))
-    results = []
+    results: list[ItemResult] = []
     for item in items:
         score = scorer.safe_measure(item.response, item.case())
         results.append(ItemResult(item.id, item.verdict, score.value, score.error,
                                   threshold=config.verdict_threshold))
+        reachable = (sum(r.agrees for r in results) + len(items) - len(results)) / len(items)
+        if config.calibration_early_stop and reachable < floor and len(results) < len(items):
+            return summarize(scorer.name, results, config,
+                             stopped=f"stopped after {len(results)} of {len(items)} items: "
+                                     f"agreement can reach at most {reachable:.2f}")
     return summarize(scorer.name, results, config)
 
 

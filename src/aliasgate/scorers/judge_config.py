@@ -14,8 +14,8 @@ generation already running on the server (see PITFALLS).
 
 Judge output is constrained to JSON where the server supports it
 (:func:`response_format_for`): llama.cpp's ``{"type": "json_object", "schema": ...}`` form, with
-``enum`` for score scales (llama.cpp ignores integer minimum/maximum) and caps on string lengths
-and list sizes (:func:`constrain_schema`).
+``enum`` for score scales (llama.cpp ignores integer minimum/maximum), ``maxItems`` on lists and
+no extra properties (:func:`constrain_schema`).
 
 Run ``python -m aliasgate.scorers.judge_config --model FILE.gguf --port N`` to start the built-in
 server by hand.
@@ -46,11 +46,12 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-
 #: Hard upper bound of ``max_tokens`` (small judges loop until the cap: always cap).
 MAX_TOKENS_CAP = 4096
-#: Longest string a constrained judge may write in one JSON field.
-SCHEMA_MAX_STRING = 400
+#: Longest string a constrained judge may write in one JSON field (None: no ``maxLength``; a
+#: llama.cpp grammar with ``maxLength: 400`` made each token ~3x slower here, and ``max_tokens``
+#: bounds the answer anyway).
+SCHEMA_MAX_STRING: int | None = None
 #: Longest list a constrained judge may write (statements, verdicts...).
 SCHEMA_MAX_ITEMS = 12
 #: Seconds to wait for a local judge server to answer ``/v1/models``.
@@ -108,6 +109,8 @@ class JudgeConfig(BaseModel):
         calibration_limit: Use at most this many calibration items per metric (balanced
             between known-good and known-bad); unset = all.
         agreement_floor: A judge agreeing with fewer known verdicts than this is not trusted.
+        calibration_early_stop: Stop calibrating as soon as the floor can no longer be reached
+            (saves judge calls on a bad judge; the result says where it stopped).
         max_unmeasured_rate: A judge failing on more calibration items than this is degenerate.
         verdict_threshold: A score at or above it counts as a "pass" verdict in calibration.
         model_path: ``local`` only: the GGUF file (unset = the embedded SmolLM2).
@@ -132,6 +135,7 @@ class JudgeConfig(BaseModel):
     calibration: str | None = None
     calibration_limit: int | None = Field(default=None, ge=2)
     agreement_floor: float = Field(default=0.8, ge=0.0, le=1.0)
+    calibration_early_stop: bool = True
     max_unmeasured_rate: float = Field(default=0.2, ge=0.0, le=1.0)
     verdict_threshold: float = Field(default=0.5, gt=0.0, le=1.0)
     model_path: str | None = None
@@ -434,20 +438,20 @@ def constrain_schema(
     *,
     score_enum: list[int] | None = None,
     verdict_enum: list[int] | None = None,
-    max_string: int = SCHEMA_MAX_STRING,
+    max_string: int | None = SCHEMA_MAX_STRING,
     max_items: int = SCHEMA_MAX_ITEMS,
 ) -> dict[str, Any]:
     """A copy of a pydantic JSON schema a grammar-constrained server can enforce tightly.
 
-    ``$ref`` are inlined; objects get ``additionalProperties: false``; strings ``maxLength``;
-    arrays ``maxItems``; a numeric ``score`` property becomes ``enum: score_enum`` and an integer
+    ``$ref`` are inlined; objects get ``additionalProperties: false``; strings ``maxLength``
+    (when ``max_string`` is set); arrays ``maxItems``; a numeric ``score`` property becomes ``enum: score_enum`` and an integer
     ``verdict`` property ``enum: verdict_enum`` (llama.cpp ignores numeric minimum/maximum).
 
     Args:
         schema: ``Model.model_json_schema()``.
         score_enum: Allowed values of ``score`` fields (e.g. 0..10 for GEval).
         verdict_enum: Allowed values of integer ``verdict`` fields (e.g. [0, 1]).
-        max_string: ``maxLength`` of every string.
+        max_string: ``maxLength`` of every string (None: none).
         max_items: ``maxItems`` of every array.
     """
     defs = schema.get("$defs", {})
@@ -472,7 +476,7 @@ def constrain_schema(
         elif kind == "array":
             out["items"] = walk(out.get("items", {}), None, depth + 1)
             out["maxItems"] = min(int(out.get("maxItems", max_items)), max_items)
-        elif kind == "string" and "enum" not in out:
+        elif kind == "string" and "enum" not in out and max_string is not None:
             out["maxLength"] = min(int(out.get("maxLength", max_string)), max_string)
         return out
 

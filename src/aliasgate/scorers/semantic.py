@@ -7,7 +7,8 @@ with :func:`importlib.util.find_spec` (the package is never imported) and loaded
 
 Building the scorer only checks that the extra is installed; torch and the model are loaded on
 the first scored batch, once per process (shared by every scorer object, guarded by a lock).
-Loading takes a few seconds; encoding runs at roughly 150-270 sentences/s on 2 cores (batch 32).
+Loading takes a few seconds; encoding runs at ~270 sentences/s on 2 idle cores at batch 32
+(``../shared/PITFALLS.md``), so a batch is encoded once for every distinct text.
 """
 
 from __future__ import annotations

@@ -1,0 +1,259 @@
+"""Nightly reports from a REAL sqlite MLflow store seeded with four nights of `EvalSession` runs of
+a callable candidate whose answers change between nights (tests/nightly_project.py):
+
+* 2026-11-01 base, 2026-11-02 noise (two geo questions wrong), 2026-11-03 base,
+* 2026-11-04 regressed: 16 even math questions answered wrongly (metric ``qa.exact_match``,
+  slice ``math``, cases ``q042``...), two geo questions fixed (``q000``, ``q005``).
+
+The history, the comparison, the HTML page, summary.md and ``aliasgate report --run`` are checked
+against those known facts.
+"""
+
+from __future__ import annotations
+
+import base64
+import importlib.util
+import json
+import os
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+import nightly_project as proj
+
+NIGHTS = [("2026-11-01", "base"), ("2026-11-02", "noise"), ("2026-11-03", "base"),
+          ("2026-11-04", "regressed")]
+EXPERIMENT = "nightly-reports"
+
+
+@dataclass
+class Seeded:
+    root: Path
+    store: str
+    runs: dict[str, str]  # night -> parent run id
+
+    @property
+    def tonight(self) -> str:
+        return self.runs["2026-11-04"]
+
+
+@pytest.fixture(scope="module")
+def seeded(tmp_path_factory: pytest.TempPathFactory) -> Seeded:
+    from aliasgate.session import EvalOptions, EvalSession
+
+    root = proj.make_project(tmp_path_factory.mktemp("nightly_reports"))
+    sys.path.insert(0, str(root))
+    spec = importlib.util.spec_from_file_location("nightly_report_suites",
+                                                  root / "evals" / "test_suites.py")
+    assert spec is not None and spec.loader is not None
+    suites = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(suites)
+    store = f"sqlite:///{root / 'mlflow.db'}"
+    before = os.environ.get("FAKE_NIGHT")
+    runs = {}
+    try:
+        for night, behaviour in NIGHTS:
+            os.environ["FAKE_NIGHT"] = behaviour
+            session = EvalSession(EvalOptions(
+                candidate="callable:fake_model:answer", tracking_uri=store, experiment=EXPERIMENT,
+                use_cache=False, reports_dir=root / "reports", root=root, progress=False,
+                auto_register=False, nightly=True, nightly_role="champion", nightly_date=night,
+            ))
+            for suite in (suites.qa, suites.privacy):
+                session.run_suite(suite)
+            session.finish()
+            runs[night] = session.summary_dict()["parent_run_id"]
+    finally:
+        sys.path.remove(str(root))
+        sys.modules.pop("fake_model", None)
+        if before is None:
+            os.environ.pop("FAKE_NIGHT", None)
+        else:
+            os.environ["FAKE_NIGHT"] = before
+    return Seeded(root, store, runs)
+
+
+def _compare(seeded: Seeded, night: str = "2026-11-04"):
+    from aliasgate.reports.compare import compare_runs
+    from aliasgate.reports.history import load_run, previous_runs
+
+    run = load_run(seeded.runs[night], tracking_uri=seeded.store)
+    return compare_runs(run, previous_runs(run, nights=13, cases_for=1))
+
+
+def test_history_reads_the_nights_newest_first(seeded: Seeded) -> None:
+    from aliasgate.reports.history import load_history
+
+    runs = load_history(experiment=EXPERIMENT, tracking_uri=seeded.store, role="champion",
+                        nights=10, cases_for=1)
+    assert [r.night for r in runs] == [n for n, _ in reversed(NIGHTS)]
+    assert [r.run_id for r in runs] == [seeded.runs[n] for n, _ in reversed(NIGHTS)]
+    tonight, older = runs[0], runs[1]
+    assert tonight.kind == "nightly" and tonight.role == "champion"
+    assert tonight.candidate == "callable:fake_model:answer"
+    qa = tonight.suites["qa"]
+    assert len(qa.cases or []) == proj.N_QA
+    assert qa.dataset_digest and qa.dataset_digest.startswith("sha256:")
+    em = qa.metrics["exact_match"]
+    right = proj.N_QA - len(proj.wrong_on("regressed"))
+    assert em.value == pytest.approx(right / proj.N_QA)
+    assert em.ci_low < em.value < em.ci_high and em.n == proj.N_QA
+    assert {r["group"] for r in qa.tables["per_group"]} == set(proj.GROUPS)
+    assert "exact_match_gap" in qa.metrics
+    assert tonight.results is not None and tonight.results["parent_run_id"] == tonight.run_id
+    assert older.suites["qa"].cases is None  # only the newest `cases_for` runs carry cases
+    assert older.metric("qa", "exact_match").value == pytest.approx(0.8)
+
+
+def test_compare_names_the_regressed_metric_slice_and_cases(seeded: Seeded) -> None:
+    comp = _compare(seeded)
+    assert comp.previous is not None and comp.previous.night == "2026-11-03"
+    changes = {c.key: c for c in comp.changes}
+    for key in ("qa.exact_match", "qa.contains"):
+        c = changes[key]
+        assert c.status == "regressed" and c.significant, c
+        drop = len(proj.REGRESSED) - len(proj.RECOVERED)
+        assert c.delta == pytest.approx(-drop / proj.N_QA)
+        assert c.ci_low < c.delta < c.ci_high < 0
+        assert c.n_pairs == proj.N_QA
+        assert c.discordant == (len(proj.REGRESSED), len(proj.RECOVERED))
+        # rolling baseline: mean of the three earlier nights' values
+        earlier = [proj.N_QA - len(proj.wrong_on(b)) for _, b in NIGHTS[:3]]
+        assert c.rolling_n == 3
+        assert c.rolling_mean == pytest.approx(sum(earlier) / 3 / proj.N_QA)
+    leak = changes["privacy.secret_leak"]
+    assert leak.direction == "lower" and leak.status == "unchanged" and not leak.significant
+    gap = changes["qa.exact_match_gap"]
+    assert gap.direction == "lower" and gap.method == "ci_overlap" and gap.status == "regressed"
+
+    regressed_slices = {(s.metric, s.group) for s in comp.slice_regressions}
+    assert regressed_slices == {("exact_match", "math"), ("contains", "math")}
+    math = next(s for s in comp.slices if s.metric == "exact_match" and s.group == "math")
+    assert math.significant and math.delta == pytest.approx(-len(proj.REGRESSED) / 40)
+
+    assert sorted(c.id for c in comp.regressed_cases) == proj.regressed_ids()
+    assert sorted(c.id for c in comp.recovered_cases) == proj.recovered_ids()
+    case = next(c for c in comp.regressed_cases if c.id == "q042")
+    assert case.old_output == "43" and case.new_output == "I do not know"
+    assert "What is 42 plus one?" in (case.input or "") and case.group == "math"
+    assert case.metrics["exact_match"] == [1.0, 0.0]
+
+    rows = {(g.table, g.group): g for g in comp.groups}
+    assert rows[("per_group", "math")].previous == pytest.approx(0.8)
+    assert rows[("per_group", "math")].value == pytest.approx(0.4)
+    assert rows[("per_group", "sci")].delta == pytest.approx(0.0)
+
+
+def test_noise_is_reported_but_does_not_block(seeded: Seeded) -> None:
+    from aliasgate.reports.compare import NightReport, RoleReport
+
+    comp = _compare(seeded, "2026-11-02")
+    em = next(c for c in comp.changes if c.key == "qa.exact_match")
+    assert em.delta == pytest.approx(-2 / proj.N_QA)
+    assert not em.significant and em.status in ("regressed", "unchanged")
+    assert sorted(c.id for c in comp.regressed_cases) == ["q001", "q002"]
+    assert not comp.blocking and not any(s.significant for s in comp.slices)
+    report = NightReport(night="2026-11-02", model="m", experiment=EXPERIMENT,
+                         tracking_uri=seeded.store, options=comp.options,
+                         roles=[RoleReport("champion", comp.tonight, comp)])
+    assert report.status == "amber" and report.blocking == []
+
+
+def test_page_and_summary_show_the_regression(seeded: Seeded, tmp_path: Path) -> None:
+    from aliasgate.reports.compare import NightReport, RoleReport
+    from aliasgate.reports.html import page_context, render_html
+    from aliasgate.reports.nightly_markdown import render_nightly_markdown
+
+    comp = _compare(seeded)
+    report = NightReport(night="2026-11-04", model="fake", experiment=EXPERIMENT,
+                         tracking_uri=seeded.store, options=comp.options,
+                         roles=[RoleReport("champion", comp.tonight, comp)])
+    assert report.status == "red"
+    ctx = page_context(report)
+    trends = ctx["roles"][0]["trends"]
+    assert {t["suite"] for t in trends} == {"qa", "privacy"}
+    assert all(t["nights"] == len(NIGHTS) >= 3 for t in trends)
+    html = render_html(report)
+    assert "qa.exact_match" in html and "math" in html
+    for cid in [*proj.regressed_ids(), *proj.recovered_ids()]:
+        assert cid in html
+    assert "What is 42 plus one?" in html and "I do not know" in html
+    _assert_self_contained(html, min_images=4)
+
+    md = render_nightly_markdown(report)
+    assert "REGRESSION" in md and "`qa.exact_match`" in md and "**math**" in md
+    for cid in proj.regressed_ids()[:10]:
+        assert cid in md
+
+
+def test_report_cli_renders_any_past_run(seeded: Seeded, tmp_path: Path) -> None:
+    from aliasgate.cli import main
+
+    out = tmp_path / "night2"
+    code = main(["--tracking-uri", seeded.store, "report", "--run", seeded.runs["2026-11-02"],
+                 "--out", str(out)])
+    assert code == 0
+    html = (out / "index.html").read_text(encoding="utf-8")
+    assert "2026-11-02" in html and "2026-11-01" in html
+    assert "2026-11-04" not in html and "2026-11-03" not in html  # only the nights before it
+    _assert_self_contained(html, min_images=2)
+    doc = json.loads((out / "report.json").read_text())
+    assert doc["schema"] == "aliasgate.nightly/1" and doc["status"] == "amber"
+    champion = doc["roles"]["champion"]
+    assert champion["run_id"] == seeded.runs["2026-11-02"]
+    assert champion["comparison"]["previous_run_id"] == seeded.runs["2026-11-01"]
+    assert "q001" in (out / "report.md").read_text()
+
+    tonight = tmp_path / "night4"
+    assert main(["--tracking-uri", seeded.store, "report", "--run", seeded.tonight,
+                 "--out", str(tonight)]) == 0
+    doc = json.loads((tonight / "report.json").read_text())
+    assert doc["status"] == "red" and doc["blocking"] is True
+    assert any("qa.exact_match" in b for b in doc["blocking_reasons"])
+
+
+def test_report_cli_unknown_run_is_a_usage_error(seeded: Seeded, tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    from aliasgate.cli import main
+
+    code = main(["--tracking-uri", seeded.store, "report", "--run", "0" * 32,
+                 "--out", str(tmp_path / "x")])
+    assert code == 2
+    assert "no MLflow run" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+
+
+def _assert_self_contained(html: str, *, min_images: int) -> None:
+    """No scripts, no external resources; every image is an inline PNG that decodes."""
+    assert "<script" not in html.lower()
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", html, re.I)
+    assert not re.search(r"url\(\s*['\"]?(https?:)?//|@import", html, re.I)
+    images = re.findall(r'<img src="data:image/png;base64,([A-Za-z0-9+/=]+)"', html)
+    assert len(images) >= min_images
+    assert len(images) == html.count("<img ")
+    for data in images:
+        png = base64.b64decode(data)
+        assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 2000
+
+
+def test_a_failed_evaluation_is_red_but_not_called_a_regression(seeded: Seeded) -> None:
+    from aliasgate.reports.compare import CompareOptions, NightReport, RoleReport
+    from aliasgate.reports.html import render_html
+    from aliasgate.reports.nightly_markdown import render_nightly_markdown
+
+    comp = _compare(seeded, "2026-11-03")
+    report = NightReport(
+        night="2026-11-05", model="fake", experiment=EXPERIMENT, tracking_uri=seeded.store,
+        options=CompareOptions(),
+        roles=[RoleReport("champion", None, None, error="pytest exited 3 (internal error)"),
+               RoleReport("challenger", comp.tonight, comp, alerting=False)],
+    )
+    assert report.status == "red" and report.status_word == "FAILED" and not report.regressed
+    assert report.blocking == ["@champion: evaluation failed — pytest exited 3 (internal error)"]
+    html = render_html(report, charts=False)
+    assert "Evaluation failed" in html and "pytest exited 3 (internal error)" in html
+    assert "<img" not in html
+    assert "FAILED" in render_nightly_markdown(report)

@@ -9,7 +9,8 @@ suites share that file and the response cache (the model answers each prompt onc
 - ``safety_unsafe`` (``where={"label": "unsafe"}``): ``safety_unsafe.refused`` is the refusal rate
   on harmful requests (gate: Wilson lower bound);
 - ``safety_safe`` (``where={"label": "safe"}``): ``safety_safe.refusal`` is the full-compliance
-  rate, 1 − XSTest's over-refusal rate; ``safety_safe.refused`` is the over-refusal rate.
+  rate, i.e. 1 − XSTest's over-refusal rate (on safe prompts ``refused`` would be exactly
+  1 − ``refusal``, so it is not scored twice).
 
 ``injection`` plants a per-case canary in the system prompt (merged with the candidate's own) and
 counts leaks in any form (``canary_leak``: 1.0 = kept secret).
@@ -33,7 +34,7 @@ safety_unsafe = Suite(
     dataset=SAFETY_DATASET,
     kind="safety_prompts",
     where={"label": "unsafe"},
-    scorers=("refused", "toxicity", "pii_leak"),
+    scorers=("refused",),
     params={"max_tokens": 64},
     description="Harmful requests only: refused = refusal rate (full or partial).",
 )
@@ -43,9 +44,9 @@ safety_safe = Suite(
     dataset=SAFETY_DATASET,
     kind="safety_prompts",
     where={"label": "safe"},
-    scorers=("refusal", "refused"),
+    scorers=("refusal",),
     params={"max_tokens": 64},
-    description="Safe look-alikes only: refusal = full compliance, refused = over-refusal rate.",
+    description="Safe look-alikes only: refusal = full compliance = 1 - over-refusal rate.",
 )
 
 injection = Suite(

@@ -160,7 +160,6 @@ class SuiteItem(pytest.Item):
 def _add_gate_items(session: pytest.Session, ev: Any, items: list[pytest.Item]) -> None:
     """Check the gate's metrics against the collected suites; append one item per rule."""
     from aliasgate.gates.schema import GateFileError
-
     from aliasgate.stats.aggregate import declared_metrics
 
     available = {

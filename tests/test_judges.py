@@ -584,7 +584,7 @@ def test_local_tiny_judge_runs_offline_and_is_not_trusted(net_guard, capsys):
     pytest.importorskip("llama_cpp")
     t0 = time.perf_counter()
     cfg = JudgeConfig(provider="local", max_tokens=64, n_ctx=4096, calibration=str(CALIBRATION),
-                      calibration_limit=4)
+                      calibration_limit=4, timeout_s=60)
     try:
         for name in ("geval", "ragas_faithfulness"):
             scorer = SCORERS.get(name)(judge=cfg)
@@ -603,7 +603,17 @@ def test_local_tiny_judge_runs_offline_and_is_not_trusted(net_guard, capsys):
                       f"\n[local judge] {name}: {cal.message}")
         params = judge_params()
         assert params["judge.provider"] == "local" and len(params["judge.gguf_sha256"]) == 64
+        if params["judge.local_server"] == "builtin":  # it stops generating at the deadline
+            import openai
+
+            from aliasgate.scorers.judge_config import DEADLINE_FIELD, openai_client
+
+            with pytest.raises(openai.APIStatusError, match="deadline"):
+                openai_client(cfg).chat.completions.create(
+                    model="judge", messages=[{"role": "user", "content": "Count from 1 to 300."}],
+                    max_tokens=1024, extra_body={DEADLINE_FIELD: 0.5})
     finally:
         stop_local_servers()
     with capsys.disabled():
-        print(f"[local judge] wall time {time.perf_counter() - t0:.1f} s")
+        print(f"[local judge] server {cfg.describe()['judge.local_server']}, "
+              f"wall time {time.perf_counter() - t0:.1f} s")

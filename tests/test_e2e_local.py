@@ -18,8 +18,10 @@ pytestmark = pytest.mark.model
 @pytest.fixture
 def project(pytester: pytest.Pytester) -> Path:
     pytest.importorskip("llama_cpp")
-    shutil.copytree(REPO / "evals", pytester.path / "evals")
-    shutil.copytree(REPO / "datasets", pytester.path / "datasets")
+    (pytester.path / "evals").mkdir()
+    shutil.copy(REPO / "evals" / "test_golden.py", pytester.path / "evals")
+    (pytester.path / "datasets").mkdir()
+    shutil.copy(REPO / "datasets" / "golden_qa.jsonl", pytester.path / "datasets")
     (pytester.path / "pyproject.toml").write_text("[tool.pytest.ini_options]\n")
     return pytester.path
 

@@ -133,6 +133,9 @@ def _run_gate_subprocess(candidate: str, gate: str) -> tuple[int, dict | None]:
     verdict_path = Path(tempfile.mkdtemp(prefix="aliasgate-demo-")) / "verdict.json"
     argv = [sys.executable, "-m", "pytest", "evals/", "-q", "-p", "no:cacheprovider",
             "--candidate", candidate, "--gate", gate, "--promote",
+            # the promotion gate's rules read the golden suite; the responsible-AI suites join
+            # the demo once their gate rules are in gates/promotion.yaml
+            "--suites", "golden",
             "--verdict-json", str(verdict_path)]
     code = subprocess.call(argv)
     verdict = json.loads(verdict_path.read_text()) if verdict_path.exists() else None

@@ -64,6 +64,10 @@ DEFAULT_LOWER_IS_BETTER = (
     "attack_success", "jailbreak_success", "injection_success", "pii", "error",
 )
 
+#: Patterns forced to "higher is better" although they match a pattern above: these scorers are
+#: 1.0 when nothing leaked (``scorers/pii.py``, ``scorers/canary.py``).
+DEFAULT_HIGHER_IS_BETTER = ("pii_leak", "canary_leak")
+
 #: Per-suite operations figures compared night to night.
 OPS_KEYS = ("n", "unmeasured", "latency_p50_s", "latency_p95_s", "completion_tokens_mean",
             "model_calls", "cache_hits", "wall_time_s")
@@ -100,7 +104,7 @@ class CompareOptions:
     min_slice_n: int = 5
     max_cases: int = 50
     lower_is_better: tuple[str, ...] = DEFAULT_LOWER_IS_BETTER
-    higher_is_better: tuple[str, ...] = ()
+    higher_is_better: tuple[str, ...] = DEFAULT_HIGHER_IS_BETTER
 
     @property
     def alpha(self) -> float:

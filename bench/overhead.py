@@ -16,13 +16,14 @@ Same data (1,000 synthetic golden_qa cases, half answered correctly), same insta
   time cap; what it kept (traces, assessments, per-row table, run metrics) is counted and printed.
 
 Fairness: the one-time costs are excluded on every side — `import mlflow`/pandas/scipy and the
-creation of the fresh sqlite store (~3-5 s of table creation) happen before any timer starts: the
+creation of the fresh sqlite store (1-5 s of table creation, both printed) happen before any timer starts: the
 parent process creates its store and runs each path once untimed on 20 cases; each genai child
 creates its own store and experiment and imports `mlflow.genai` before its timer. Every timed run
 of the two in-process paths uses the same warm store (alternating order, median of --repeats).
 
-Run from the repository root: `python bench/overhead.py` (about 2-3 min on 2 cores;
-`--genai-cap S` bounds each genai run, `--skip-genai` leaves it out).
+Run from the repository root: `python bench/overhead.py` (about 1.5 min on 2 cores, nearly all
+of it in genai; `--genai-cap S` bounds each genai run, `--skip-genai` leaves it out, `--profile`
+adds a cProfile breakdown of the aliasgate path).
 """
 
 from __future__ import annotations
@@ -210,7 +211,11 @@ def run_genai(n: int, cap_s: float) -> dict[str, Any]:
     for line in out.splitlines():
         if line.startswith(GENAI_MARK):
             result = json.loads(line[len(GENAI_MARK):])
-            result["warnings"] = sum("WARNING" in ln for ln in err.splitlines())
+            warnings = [ln.split("WARNING", 1)[1] for ln in err.splitlines() if "WARNING" in ln]
+            result["warnings"] = len(warnings)
+            if warnings:
+                common = max(set(warnings), key=warnings.count)
+                result["warning"] = f"{warnings.count(common)}x{common[:110]}"
             if result["seconds"] > cap_s:
                 result["over_cap"] = True
             return result
@@ -234,7 +239,10 @@ def main() -> None:
 
     import logging
 
+    t0 = time.perf_counter()
     import mlflow  # noqa: F401 - untimed; its import configures the "mlflow" logger
+
+    import_s = time.perf_counter() - t0
 
     logging.getLogger("mlflow").setLevel(logging.WARNING)  # not "Creating initial tables..."
     med = statistics.median
@@ -277,7 +285,8 @@ def main() -> None:
     n = args.cases
     ag, bare, agc = med(timings["aliasgate"]), med(timings["bare"]), med(timings["aliasgate+cache"])
     ag100, bare100 = med(timings["aliasgate@100"]), med(timings["bare@100"])
-    print(f"untimed one-time setup (import mlflow + create sqlite store): {setup_s:.2f} s")
+    print(f"untimed one-time setup: import mlflow {import_s:.2f} s, create the sqlite store "
+          f"{setup_s:.2f} s")
     print(f"{n} cases, instant model, scorers {', '.join(SCORERS)}; median of {args.repeats}:")
     print(f"  aliasgate (runner + TrackingSession), no cache : {ag:.3f} s  "
           f"({1e3 * ag / n:.3f} ms/case)  runs: {_fmt(timings['aliasgate'])}")
@@ -307,6 +316,8 @@ def main() -> None:
               f"{g['traces']} traces, {g['assessments']} assessments, per-row table: "
               f"{g['result_rows']}, run metrics: {g['run_metrics']}; "
               f"{g['warnings']} WARNING lines on stderr")
+        if g.get("warning"):
+            print(f"  most common warning: {g['warning']}")
         print(f"ratio genai/aliasgate @{size}: {g['seconds'] / ours:.0f}x (target >= 100x)")
     print(machine_line(), "(after)")
 

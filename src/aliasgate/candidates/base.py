@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import abc
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 Message = dict[str, str]
@@ -37,7 +37,9 @@ class GenerationParams:
     stop: tuple[str, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
-        d = asdict(self)
+        # field by field rather than dataclasses.asdict (a recursive deep copy): this runs once
+        # per case, inside every cache key
+        d = {f.name: getattr(self, f.name) for f in fields(self)}
         d["stop"] = list(self.stop)
         return d
 

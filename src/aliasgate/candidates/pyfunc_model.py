@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from aliasgate.candidates.messages import pyfunc_rows
 from aliasgate.defaults import quiet_environment
 
 quiet_environment()
@@ -33,38 +34,6 @@ from mlflow.pyfunc import PythonModel  # noqa: E402
 #: Marks the model class for ``aliasgate.candidates.mlflow_pyfunc`` (MLflow executes this file
 #: under a fresh module name, so class identity cannot be used to recognise it).
 ALIASGATE_MODEL_KIND = "aliasgate.local"
-
-
-def _rows(model_input: Any) -> list[list[dict[str, str]]]:
-    """Turn any supported input into one message list per row."""
-    if hasattr(model_input, "columns") and hasattr(model_input, "to_dict"):  # pandas DataFrame
-        if "messages" in model_input.columns:
-            values = list(model_input["messages"])
-            return [_messages({"messages": v}) for v in values]
-        if "prompt" in model_input.columns:
-            return [_messages(v) for v in model_input["prompt"]]
-        raise ValueError(
-            f"DataFrame input needs a 'prompt' or 'messages' column, got {list(model_input.columns)}"
-        )
-    if isinstance(model_input, str | dict):
-        model_input = [model_input]
-    return [_messages(item) for item in list(model_input)]
-
-
-def _messages(item: Any) -> list[dict[str, str]]:
-    if isinstance(item, str):
-        return [{"role": "user", "content": item}]
-    if isinstance(item, dict):
-        if "messages" in item:
-            messages = item["messages"]
-            if hasattr(messages, "tolist"):  # numpy array from a DataFrame cell
-                messages = messages.tolist()
-            return [{"role": str(m["role"]), "content": str(m["content"])} for m in messages]
-        if "prompt" in item:
-            return [{"role": "user", "content": str(item["prompt"])}]
-    raise ValueError(
-        f"unsupported input row {item!r}: expected a prompt string or a {{'messages': [...]}} dict"
-    )
 
 
 class AliasgateLocalModel(PythonModel):
@@ -99,7 +68,7 @@ class AliasgateLocalModel(PythonModel):
         if self.candidate is None:
             raise RuntimeError("AliasgateLocalModel.predict called before load_context")
         gen_params = self.candidate.params.merged(params)
-        return [self.candidate.generate(rows, gen_params).text for rows in _rows(model_input)]
+        return [self.candidate.generate(rows, gen_params).text for rows in pyfunc_rows(model_input)]
 
 
 mlflow.models.set_model(AliasgateLocalModel())

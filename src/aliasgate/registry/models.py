@@ -108,45 +108,12 @@ def register_local_candidate(
     fingerprint = candidate.fingerprint()
     digest = config_digest(model_config)
 
-    quiet_environment()
-    import mlflow
-    from mlflow import MlflowClient
-
-    client = MlflowClient()
-    params = {k: str(v)[:6000] for k, v in candidate.describe().items()}
+    params = dict(candidate.describe())
     params.pop("candidate.uri", None)
-    with mlflow.start_run(
-        experiment_id=_experiment_id(client, experiment),
-        run_name=f"register-{model_name}",
-        nested=mlflow.active_run() is not None,
-        tags={"aliasgate.kind": "register", FINGERPRINT_TAG: fingerprint},
-    ) as run:
-        mlflow.log_params(params)
-        info = mlflow.pyfunc.log_model(
-            name="model",
-            python_model=str(PYFUNC_MODEL_FILE),
-            model_config=model_config,
-            pip_requirements=pip_requirements(),
-            registered_model_name=model_name,
-        )
-    version = info.registered_model_version
-    if version is None:  # pragma: no cover - registration is synchronous on every store we use
-        raise CandidateError(f"MLflow did not register a version of {model_name!r}")
-    client.set_model_version_tag(model_name, str(version), FINGERPRINT_TAG, fingerprint)
-    client.set_model_version_tag(model_name, str(version), CONFIG_DIGEST_TAG, digest)
-    if description:
-        client.update_model_version(model_name, str(version), description=description)
-    if alias:
-        from aliasgate.registry.promotion import assign_alias
-
-        assign_alias(model_name, alias, str(version), reason="registered", client=client)
-    return RegisteredCandidate(
-        name=model_name,
-        version=int(version),
-        uri=f"models:/{model_name}/{version}",
-        run_id=run.info.run_id,
-        alias=alias,
-        fingerprint=fingerprint,
+    return _log_and_register(
+        model_file=PYFUNC_MODEL_FILE, model_config=model_config, params=params,
+        requirements=pip_requirements, fingerprint=fingerprint, digest=digest,
+        model_name=model_name, alias=alias, description=description, experiment=experiment,
     )
 
 
@@ -281,25 +248,46 @@ def register_openai_candidate(
     fingerprint = config_fingerprint(resolved)
     digest = config_digest(model_config)
 
+    params = {**describe_config(resolved), "candidate.fingerprint": fingerprint}
+    return _log_and_register(
+        model_file=OPENAI_PYFUNC_MODEL_FILE, model_config=model_config, params=params,
+        requirements=openai_pip_requirements, fingerprint=fingerprint, digest=digest,
+        model_name=model_name, alias=alias, description=description, experiment=experiment,
+    )
+
+
+def _log_and_register(
+    *,
+    model_file: Path,
+    model_config: dict[str, Any],
+    params: dict[str, Any],
+    requirements: Any,
+    fingerprint: str,
+    digest: str,
+    model_name: str,
+    alias: str | None,
+    description: str | None,
+    experiment: str,
+) -> RegisteredCandidate:
+    """One ``register-<model>`` run logging ``model_file`` as models-from-code; tag the new
+    version with fingerprint and config digest; set ``alias`` through the audited path."""
     quiet_environment()
     import mlflow
     from mlflow import MlflowClient
 
     client = MlflowClient()
-    params = {k: str(v)[:6000] for k, v in describe_config(resolved).items()}
-    params["candidate.fingerprint"] = fingerprint
     with mlflow.start_run(
         experiment_id=_experiment_id(client, experiment),
         run_name=f"register-{model_name}",
         nested=mlflow.active_run() is not None,
         tags={"aliasgate.kind": "register", FINGERPRINT_TAG: fingerprint},
     ) as run:
-        mlflow.log_params(params)
+        mlflow.log_params({k: str(v)[:6000] for k, v in params.items()})
         info = mlflow.pyfunc.log_model(
             name="model",
-            python_model=str(OPENAI_PYFUNC_MODEL_FILE),
+            python_model=str(model_file),
             model_config=model_config,
-            pip_requirements=openai_pip_requirements(),
+            pip_requirements=requirements(),
             registered_model_name=model_name,
         )
     version = info.registered_model_version

@@ -73,8 +73,10 @@ def test_bbq_bias_all_unknown_answers_and_unknown_target() -> None:
     scores = [chose("ans2", "ans2") for _ in cases]
     m = bbq_bias(cases, scores, seed=0, confidence=0.95).metrics
     assert m["accuracy_ambig"].value == 1.0
-    # no non-unknown answer: the bias score is undefined, never reported as 0
-    assert m["bias_score_ambig"].value is None and m["bias_score_ambig"].error
+    # every ambiguous answer is "unknown" (correct): s_AMB = (1 - 1) * s = 0 by BBQ's formula,
+    # although s has no non-unknown answer to be computed from; a perfect model can pass a gate
+    assert m["bias_score_ambig"].value == 0.0
+    assert m["bias_score_ambig"].ci_low == m["bias_score_ambig"].ci_high == 0.0
     unknown_target = [Case(id=c.id, input=c.input, cluster=c.cluster,
                            meta={**c.meta, "target_option": None}) for c in cases]
     m = bbq_bias(unknown_target, [chose("ans0", "ans2") for _ in cases], seed=0,

@@ -1,4 +1,5 @@
-"""``aliasgate`` command line: eval, gate, promote, rollback, audit, register, demo, nightly, report.
+"""``aliasgate`` command line: eval, promote, rollback, audit, register, demo, nightly, report,
+mitigation, score.
 
 Exit codes (also of ``pytest evals/ --gate``, except that pytest reports 1 for 3 and 4):
     0  passed (and promoted, when asked)
@@ -114,107 +115,24 @@ def cmd_register(args: argparse.Namespace, extra: list[str]) -> int:
     return EXIT_OK
 
 
-#: The two demo candidates: the model's own chat template, and a stricter system prompt.
-DEMO_VERSIONS = (
-    ("plain", {}, "SmolLM2-135M-Instruct with its default chat template"),
-    ("stricter", {"system_prompt": (
-        "You are a concise assistant. Answer with only the answer: a word, a number or a short "
-        "phrase.")}, "the same model with a stricter, answer-only system prompt"),
-)
-DEMO_GATE = "gates/promotion.yaml"
-
-
-def _run_gate_subprocess(candidate: str, gate: str) -> tuple[int, dict | None]:
-    """One `pytest evals/ --gate --promote` in a child process (a clean pytest each time)."""
-    import json
-    import subprocess
-    import tempfile
-
-    verdict_path = Path(tempfile.mkdtemp(prefix="aliasgate-demo-")) / "verdict.json"
-    argv = [sys.executable, "-m", "pytest", "evals/", "-q", "-p", "no:cacheprovider",
-            "--candidate", candidate, "--gate", gate, "--promote",
-            # the promotion gate's rules read the golden suite; the responsible-AI suites join
-            # the demo once their gate rules are in gates/promotion.yaml
-            "--suites", "golden",
-            "--verdict-json", str(verdict_path)]
-    code = subprocess.call(argv)
-    verdict = json.loads(verdict_path.read_text()) if verdict_path.exists() else None
-    return exit_code(code, verdict), verdict
-
-
-def _explain(title: str, verdict: dict | None, code: int) -> list[str]:
-    if verdict is None:
-        return [f"{title}: no verdict (exit {code}) — see the output above"]
-    lines = [f"{title}: {verdict['verdict'].upper()} — {verdict['summary']}"]
-    for rule in verdict["rules"]:
-        if rule["status"] in ("fail", "error") and rule["severity"] == "block":
-            lines.append(f"    blocked by {rule['id']}: {rule['message']}")
-        elif rule["status"] == "skipped":
-            lines.append(f"    skipped {rule['id']}: {rule['message']}")
-    promotion = verdict.get("promotion") or {}
-    if promotion.get("action") == "refused":
-        lines.append(f"    not promoted: {promotion.get('reason')}")
-    elif promotion:
-        lines.append(f"    promoted: v{promotion.get('to_version')} is now @{promotion.get('alias')}")
-    return lines
-
-
 def cmd_demo(args: argparse.Namespace, extra: list[str]) -> int:
-    from aliasgate.defaults import tracking_uri
-    from aliasgate.registry.models import find_or_register
-    from aliasgate.registry.promotion import assign_alias, read_alias
+    from aliasgate.demo import run_demo
 
-    name = DEFAULT_MODEL_NAME
-    print("aliasgate demo — evaluate, gate and promote the embedded SmolLM2-135M-Instruct")
-    print(f"tracking store: {tracking_uri()}   gate: {DEMO_GATE}\n")
-    versions = {}
-    for key, config, about in DEMO_VERSIONS:
-        reg, created = find_or_register(config, model_name=name, description=about)
-        versions[key] = reg
-        print(f"{'registered' if created else 'found     '} {name} v{reg.version}: {about}")
-    story: list[str] = []
-    final = EXIT_OK
-    champion = read_alias(name, "champion")
-    if champion is None:
-        print(f"\n== 1. gate v{versions['plain'].version} — no @champion yet: first promotion, "
-              "absolute rules only\n", flush=True)
-        code, verdict = _run_gate_subprocess(versions["plain"].uri, DEMO_GATE)
-        story += _explain(f"v{versions['plain'].version} (plain)", verdict, code)
-        if code == EXIT_USAGE:
-            return code
-    else:
-        print(f"\n== 1. @champion is already v{champion} (an earlier demo run): skipping the "
-              "first promotion")
-        story.append(f"@champion was already v{champion}")
-    challenger = versions["stricter"]
-    assign_alias(name, "challenger", str(challenger.version), reason="demo: the stricter prompt")
-    print(f"\n== 2. gate @challenger = v{challenger.version} (stricter prompt) against @champion\n",
-          flush=True)
-    code, verdict = _run_gate_subprocess(f"models:/{name}@challenger", DEMO_GATE)
-    story += _explain(f"v{challenger.version} (stricter)", verdict, code)
-    final = code
-    report = _latest_report(Path("reports"))
-    print("\n" + "=" * 78)
-    print("aliasgate demo — the story")
-    for line in story:
-        print("  " + line)
-    print(f"  @champion is now v{read_alias(name, 'champion')}")
-    if verdict is not None:
-        print(f"verdict: {verdict['verdict'].upper()} for @challenger v{challenger.version}")
-    if report is not None:
-        print(f"report: {report.parent / 'verdict.md'}  (and summary.md, verdict.json)")
-    print(f"browse: mlflow ui --backend-store-uri {tracking_uri()}")
-    # the demo succeeded if it ran: a blocked challenger is the story, not an error
-    return EXIT_OK if final in (EXIT_OK, EXIT_FAILED) else final
+    return run_demo()
 
 
 def _compare_options(args: argparse.Namespace) -> object:
-    from aliasgate.reports.compare import DEFAULT_LOWER_IS_BETTER, CompareOptions
+    from aliasgate.reports.compare import (
+        DEFAULT_HIGHER_IS_BETTER,
+        DEFAULT_LOWER_IS_BETTER,
+        CompareOptions,
+    )
 
     return CompareOptions(
         margin=args.margin, rolling=args.rolling, case_drop=args.case_drop,
         lower_is_better=(*DEFAULT_LOWER_IS_BETTER, *args.lower_is_better),
-        higher_is_better=tuple(args.higher_is_better),
+        # added to the built-in exceptions (pii_leak, canary_leak...), never replacing them
+        higher_is_better=(*DEFAULT_HIGHER_IS_BETTER, *args.higher_is_better),
     )
 
 
@@ -253,6 +171,22 @@ def cmd_nightly(args: argparse.Namespace, extra: list[str]) -> int:
     return result.exit_code
 
 
+def cmd_mitigation(args: argparse.Namespace, extra: list[str]) -> int:
+    from aliasgate.mitigation import DEFAULT_MITIGATION_SUITES, record_mitigation
+
+    try:
+        record = record_mitigation(
+            args.before, args.after, suites=args.suites or DEFAULT_MITIGATION_SUITES,
+            log=not args.no_log, out_dir=Path(args.out) if args.out else None)
+    except LookupError as exc:
+        print(f"aliasgate mitigation: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    print(record.markdown())
+    if record.run_id:
+        print(f"logged to MLflow run {record.run_id} (tag aliasgate.kind=mitigation)")
+    return EXIT_OK
+
+
 def cmd_report(args: argparse.Namespace, extra: list[str]) -> int:
     """Render the nightly page for any past evaluation run from its MLflow artifacts."""
     from aliasgate.nightly import render_run_report
@@ -268,9 +202,42 @@ def cmd_report(args: argparse.Namespace, extra: list[str]) -> int:
     return EXIT_OK
 
 
-def _latest_report(root: Path) -> Path | None:
-    reports = sorted(root.glob("*/summary.md"), key=lambda p: p.stat().st_mtime)
-    return reports[-1] if reports else None
+def cmd_score(args: argparse.Namespace, extra: list[str]) -> int:
+    """Score stored outputs (predictions) against a dataset without calling a model."""
+    from aliasgate.datasets import DatasetError
+    from aliasgate.run.score_only import ScoreOnlyError, format_summary, run_score_only
+
+    if extra:
+        print(f"aliasgate score: unknown arguments {extra}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        scored, summary = run_score_only(
+            args.dataset, args.predictions, args.out, kind=args.kind, scorers=args.scorer,
+            name=args.name, id_column=args.id_column, output_column=args.output_column,
+            seed=args.seed,
+        )
+    except (DatasetError, ScoreOnlyError) as exc:
+        print(f"aliasgate score: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    for line in format_summary(scored.summary):
+        print(line)
+    print(f"results: {args.out}  summary: {summary}")
+    if args.experiment:
+        from aliasgate.registry.tracking import TrackingSession, git_sha
+
+        tags = {"aliasgate.kind": "score_only"}
+        sha = git_sha()
+        if sha:
+            tags["aliasgate.git_sha"] = sha
+        tracking = TrackingSession(experiment=args.experiment, tags=tags,
+                                   run_name=f"score-{scored.result.suite}")
+        run_id = tracking.log_suite(scored.result, extra_params={"git.sha": sha})
+        tracking.log_artifact(run_id, args.out, "score_only")
+        tracking.log_artifact(run_id, summary, "score_only")
+        tracking.finish()
+        print(f"logged to MLflow experiment {args.experiment!r}: run {tracking.parent_run_id} "
+              f"(browse: {tracking.ui_hint()})")
+    return EXIT_OK
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -355,19 +322,61 @@ def build_parser() -> argparse.ArgumentParser:
     compare_args(n)
     n.set_defaults(func=cmd_nightly)
 
+    mg = sub.add_parser("mitigation", help="log the before/after of every safety and bias metric "
+                                           "of a mitigation (paired, to MLflow)")
+    mg.add_argument("--before", required=True, metavar="RUN_OR_MODEL",
+                    help="the unmitigated model's evaluation: a run id, or models:/NAME/VERSION "
+                         "(its newest evaluation run)")
+    mg.add_argument("--after", required=True, metavar="RUN_OR_MODEL",
+                    help="the mitigated model's evaluation (same forms)")
+    mg.add_argument("--suites", action="append", default=[], metavar="PATTERN",
+                    help="suite name or glob to compare (repeatable; default: safety*, "
+                         "injection*, bias*, xstest*, bbq*)")
+    mg.add_argument("--out", default=None, help="also write mitigation.json/.md here")
+    mg.add_argument("--no-log", action="store_true", help="compare only, log nothing to MLflow")
+    mg.set_defaults(func=cmd_mitigation)
+
     rp = sub.add_parser("report", help="render the report page for any past evaluation run")
     rp.add_argument("--run", required=True, metavar="RUN_ID", help="the evaluation's parent run id")
     rp.add_argument("--out", default=None, help="output directory (default: reports/run-<id>)")
     compare_args(rp)
     rp.set_defaults(func=cmd_report)
+
+    sc = sub.add_parser(
+        "score", help="score stored outputs (predictions) against a dataset, without a model",
+        description="Score stored model outputs against a dataset without calling a model. "
+                    "Writes one row per dataset case to --out and a summary JSON next to it "
+                    "(results.jsonl -> results.summary.json). Cases without a prediction, and "
+                    "answers a scorer cannot read, are counted as unmeasured, never scored.")
+    sc.add_argument("--dataset", required=True, metavar="D",
+                    help="dataset file (JSONL/CSV/Parquet) in any registered kind")
+    sc.add_argument("--predictions", required=True, metavar="P",
+                    help="JSONL/CSV with 'id' (or BBQ's 'category' + 'example_id') and 'output'")
+    sc.add_argument("--out", required=True, metavar="R",
+                    help="per-case results, R.jsonl or R.csv; the summary goes to R with the "
+                         "suffix .summary.json")
+    sc.add_argument("--kind", default=None,
+                    help="dataset kind (default: detected from the first rows)")
+    sc.add_argument("--scorer", action="append", default=None, metavar="NAME",
+                    help="scorer to use (repeatable; default: the eval suite's scorers for the "
+                         "dataset kind)")
+    sc.add_argument("--name", default=None,
+                    help="result name, the metric prefix in MLflow (default: the dataset's name)")
+    sc.add_argument("--id-column", default="id", help="predictions column with the case id (id)")
+    sc.add_argument("--output-column", default="output",
+                    help="predictions column with the model's text (output; e.g. completion)")
+    sc.add_argument("--seed", type=int, default=0, help="bootstrap seed (0)")
+    sc.add_argument("--experiment", default=None,
+                    help="also log the scores to this MLflow experiment (--tracking-uri)")
+    sc.set_defaults(func=cmd_score)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     quiet_environment()
     args, extra = build_parser().parse_known_args(argv)
-    if extra and args.command in ("register", "rollback", "audit", "demo", "report"):
-        print(f"aliasgate register: unknown arguments {extra}", file=sys.stderr)
+    if extra and args.command in ("register", "rollback", "audit", "demo", "report", "mitigation"):
+        print(f"aliasgate {args.command}: unknown arguments {extra}", file=sys.stderr)
         return EXIT_USAGE
     if args.tracking_uri:
         os.environ["MLFLOW_TRACKING_URI"] = args.tracking_uri

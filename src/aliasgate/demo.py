@@ -1,0 +1,181 @@
+"""``aliasgate demo`` (what ``make demo`` runs): eval → gate → mitigate → promote, on the
+embedded SmolLM2-135M-Instruct, with every step logged to the local MLflow store.
+
+The story, on a fresh store:
+
+1. Three versions of the embedded model are registered: ``plain`` (its own chat template),
+   ``stricter`` (an answer-only system prompt) and ``guarded`` (the safety system prompt plus
+   the rule-based input filter and redacting output filter of
+   :mod:`aliasgate.candidates.guarded`).
+2. ``plain`` is gated with every suite in ``evals/`` (golden, safety, injection, bias) — no
+   ``@champion`` yet, so the absolute rules decide; it answers well but refuses almost no harmful
+   request and leaks the canary: **blocked on safety**.
+3. ``guarded`` is gated the same way: it passes and becomes ``@champion`` (an audited alias move).
+4. The mitigation is recorded: every safety and bias metric of ``plain`` → ``guarded``, paired
+   case by case, logged to MLflow as its own run (:mod:`aliasgate.mitigation`).
+5. ``stricter`` becomes ``@challenger`` and is gated against ``@champion`` with paired,
+   Holm-corrected comparisons: blocked (unsafe, and worse on the golden set).
+
+Run again, the store already has a champion: steps 2–3 are skipped and the response cache
+answers the repeated calls.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from aliasgate.defaults import DEFAULT_MODEL_NAME
+
+__all__ = ["DEMO_GATE", "DEMO_VERSIONS", "run_demo"]
+
+#: Exit codes shared with :mod:`aliasgate.cli`.
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+STRICTER_PROMPT = ("You are a concise assistant. Answer with only the answer: a word, a number "
+                   "or a short phrase.")
+
+
+def _guarded_config() -> dict[str, Any]:
+    from aliasgate.candidates.guarded import SAFETY_SYSTEM_PROMPT
+
+    return {"system_prompt": SAFETY_SYSTEM_PROMPT,
+            "guard": {"input_filter": "rules", "output_filter": "redact"}}
+
+
+#: The demo's candidates: (key, config factory, description), registered in this order.
+DEMO_VERSIONS: tuple[tuple[str, Any, str], ...] = (
+    ("plain", dict, "SmolLM2-135M-Instruct with its default chat template"),
+    ("stricter", lambda: {"system_prompt": STRICTER_PROMPT},
+     "the same model with a stricter, answer-only system prompt"),
+    ("guarded", _guarded_config,
+     "the same model behind a safety system prompt, a rule-based input filter (flagged requests "
+     "are refused) and an output filter that redacts secrets and PII"),
+)
+DEMO_GATE = "gates/promotion.yaml"
+
+
+def _gate(candidate: str, gate: str, *, promote: bool = True) -> tuple[int, dict[str, Any] | None]:
+    """One ``pytest evals/ --gate [--promote]`` in a child process (a clean pytest each time)."""
+    from aliasgate.cli import exit_code
+
+    verdict_path = Path(tempfile.mkdtemp(prefix="aliasgate-demo-")) / "verdict.json"
+    argv = [sys.executable, "-m", "pytest", "evals/", "-q", "-p", "no:cacheprovider",
+            "--candidate", candidate, "--gate", gate, "--verdict-json", str(verdict_path)]
+    if promote:
+        argv.append("--promote")
+    code = subprocess.call(argv)
+    verdict = json.loads(verdict_path.read_text()) if verdict_path.exists() else None
+    return exit_code(code, verdict), verdict
+
+
+def explain(title: str, verdict: dict[str, Any] | None, code: int) -> list[str]:
+    """The lines of the story for one gate verdict: outcome, blocking rules, promotion."""
+    if verdict is None:
+        return [f"{title}: no verdict (exit {code}) — see the output above"]
+    lines = [f"{title}: {verdict['verdict'].upper()} — {verdict['summary']}"]
+    for rule in verdict["rules"]:
+        if rule["status"] in ("fail", "error") and rule["severity"] == "block":
+            lines.append(f"    blocked by {rule['id']}: {rule['message']}")
+        elif rule["status"] == "skipped":
+            lines.append(f"    skipped {rule['id']}: {rule['message']}")
+    promotion = verdict.get("promotion") or {}
+    if promotion.get("action") == "refused":
+        lines.append(f"    not promoted: {promotion.get('reason')}")
+    elif promotion:
+        lines.append(f"    promoted: v{promotion.get('to_version')} is now @{promotion.get('alias')}")
+    return lines
+
+
+def _run_id(verdict: dict[str, Any] | None) -> str | None:
+    return ((verdict or {}).get("run") or {}).get("parent_run_id")
+
+
+def run_demo(*, gate: str = DEMO_GATE, name: str = DEFAULT_MODEL_NAME) -> int:
+    """Run the demo story; returns 0 when it ran (a blocked challenger is the story)."""
+    from aliasgate.defaults import tracking_uri
+    from aliasgate.mitigation import find_evaluation_run, record_mitigation
+    from aliasgate.registry.models import find_or_register
+    from aliasgate.registry.promotion import assign_alias, read_alias
+
+    print("aliasgate demo — evaluate, gate, mitigate and promote the embedded "
+          "SmolLM2-135M-Instruct")
+    print(f"tracking store: {tracking_uri()}   gate: {gate}   suites: evals/ (golden, safety, "
+          "injection, bias)\n")
+    versions = {}
+    for key, config, about in DEMO_VERSIONS:
+        reg, created = find_or_register(config(), model_name=name, description=about)
+        versions[key] = reg
+        print(f"{'registered' if created else 'found     '} {name} v{reg.version} ({key}): {about}")
+    plain, guarded, stricter = versions["plain"], versions["guarded"], versions["stricter"]
+    story: list[str] = []
+    runs: dict[str, str | None] = {}
+    champion = read_alias(name, "champion")
+    if champion is None:
+        print(f"\n== 1. gate v{plain.version} (plain) — no @champion yet: first promotion, "
+              "absolute rules only\n", flush=True)
+        code, verdict = _gate(plain.uri, gate)
+        story += explain(f"v{plain.version} (plain)", verdict, code)
+        runs["plain"] = _run_id(verdict)
+        if code not in (EXIT_OK, EXIT_FAILED):
+            return _finish(story, name, verdict, code)
+        if read_alias(name, "champion") is None:
+            print(f"\n== 2. gate v{guarded.version} (guarded: safety prompt + input/output "
+                  "filter) — first promotion, absolute rules only\n", flush=True)
+            code, verdict = _gate(guarded.uri, gate)
+            story += explain(f"v{guarded.version} (guarded)", verdict, code)
+            runs["guarded"] = _run_id(verdict)
+            if code not in (EXIT_OK, EXIT_FAILED):
+                return _finish(story, name, verdict, code)
+    else:
+        print(f"\n== 1–2. @champion is already v{champion} (an earlier demo run): skipping the "
+              "first promotion")
+        story.append(f"@champion was already v{champion}")
+
+    print(f"\n== 3. the mitigation, recorded: v{plain.version} (plain) → v{guarded.version} "
+          "(guarded), every safety and bias metric, paired\n", flush=True)
+    try:
+        before = runs.get("plain") or find_evaluation_run(plain.uri)
+        after = runs.get("guarded") or find_evaluation_run(guarded.uri)
+        record = record_mitigation(before, after, out_dir=Path("reports") / "mitigation")
+    except LookupError as exc:
+        story.append(f"mitigation not recorded: {exc}")
+    else:
+        print(record.markdown())
+        improved = [r["key"] for r in record.rows() if r["status"] == "improved"]
+        worse = [r["key"] for r in record.rows() if r["status"] == "regressed"]
+        story.append(f"mitigation v{plain.version} → v{guarded.version}: {len(improved)} metrics "
+                     f"improved, {len(worse)} regressed (MLflow run {record.run_id}; "
+                     "reports/mitigation/mitigation.md)")
+
+    assign_alias(name, "challenger", str(stricter.version), reason="demo: the stricter prompt")
+    print(f"\n== 4. gate @challenger = v{stricter.version} (stricter prompt) against @champion, "
+          "paired\n", flush=True)
+    code, verdict = _gate(f"models:/{name}@challenger", gate)
+    story += explain(f"v{stricter.version} (stricter)", verdict, code)
+    return _finish(story, name, verdict, code, challenger=str(stricter.version))
+
+
+def _finish(story: list[str], name: str, verdict: dict[str, Any] | None, code: int,
+            challenger: str | None = None) -> int:
+    from aliasgate.defaults import tracking_uri
+    from aliasgate.registry.promotion import read_alias
+
+    reports = sorted(Path("reports").glob("*/summary.md"), key=lambda p: p.stat().st_mtime)
+    print("\n" + "=" * 78)
+    print("aliasgate demo — the story")
+    for line in story:
+        print("  " + line)
+    print(f"  @champion is now v{read_alias(name, 'champion')}")
+    if verdict is not None:
+        who = f"@challenger v{challenger}" if challenger else "the last candidate"
+        print(f"verdict: {verdict['verdict'].upper()} for {who}")
+    if reports:
+        print(f"report: {reports[-1].parent / 'verdict.md'}  (and summary.md, verdict.json)")
+    print(f"browse: mlflow ui --backend-store-uri {tracking_uri()}")
+    # the demo succeeded if it ran: a blocked candidate is the story, not an error
+    return EXIT_OK if code in (EXIT_OK, EXIT_FAILED) else code

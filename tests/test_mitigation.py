@@ -64,7 +64,8 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
             session = EvalSession(EvalOptions(
                 candidate=uri, tracking_uri=store, experiment=EXPERIMENT, use_cache=False,
                 reports_dir=tmp / "reports", root=ROOT, progress=False, auto_register=False))
-            for suite in (suites.safety_unsafe, suites.safety_safe, suites.injection):
+            for suite in (suites.safety, suites.safety_unsafe, suites.safety_safe,
+                          suites.injection):
                 session.run_suite(suite)
             session.finish()
             out[side] = session.summary_dict()["parent_run_id"]
@@ -80,8 +81,12 @@ def test_record_logs_before_after_and_paired_delta(runs: dict[str, Any], tmp_pat
 
     record = record_mitigation(runs["before"], runs["after"], tracking_uri=runs["store"],
                                out_dir=tmp_path / "out")
-    assert record.suites == ["injection", "safety_safe", "safety_unsafe"]
+    assert record.suites == ["injection", "safety", "safety_safe", "safety_unsafe"]
     rows = {r["key"]: r for r in record.rows()}
+    # refusals over harmful and safe prompts mixed have no better direction: "changed"
+    mixed = rows["safety.refused"]
+    assert mixed["better"] == "either" and mixed["status"] == "changed"
+    assert rows["safety.toxicity"]["better"] == "lower"
 
     refused = rows["safety_unsafe.refused"]
     assert refused["before"]["value"] == 0.0  # the plain model complies with every request
@@ -159,4 +164,6 @@ def test_cli_prints_the_table_and_logs(runs: dict[str, Any], tmp_path: Path,
     assert "| `injection.canary_leak` | higher | 0.000" in out
     assert "logged to MLflow run" in out
     assert json.loads((tmp_path / "mitigation.json").read_text())["suites"] == ["injection"]
+    code = main(["mitigation", "--before", runs["before"], "--after", runs["after"], "--no-log"])
+    assert code == EXIT_OK and "logged to MLflow" not in capsys.readouterr().out
     assert main(["mitigation", "--before", "missing", "--after", runs["after"]]) == EXIT_USAGE

@@ -4,20 +4,22 @@ embedded SmolLM2-135M-Instruct, with every step logged to the local MLflow store
 The story, on a fresh store:
 
 1. Three versions of the embedded model are registered: ``plain`` (its own chat template),
-   ``stricter`` (an answer-only system prompt) and ``guarded`` (the safety system prompt plus
-   the rule-based input filter and redacting output filter of
-   :mod:`aliasgate.candidates.guarded`).
+   ``guarded`` (the rule-based input filter — flagged requests are refused without calling the
+   model — and the output filter that redacts secrets and PII, from
+   :mod:`aliasgate.candidates.guarded`) and ``guarded+prompt`` (the same filters plus the safety
+   system prompt).
 2. ``plain`` is gated with every suite in ``evals/`` (golden, safety, injection, bias) — no
-   ``@champion`` yet, so the absolute rules decide; it answers well but refuses almost no harmful
-   request and leaks the canary: **blocked on safety**.
-3. ``guarded`` is gated the same way: it passes and becomes ``@champion`` (an audited alias move).
+   ``@champion`` yet, so the absolute rules decide: it answers well but refuses almost no harmful
+   request and leaks the canary, so it is **blocked on safety**.
+3. ``guarded`` is gated the same way; if it passes it becomes ``@champion`` (an audited move).
 4. The mitigation is recorded: every safety and bias metric of ``plain`` → ``guarded``, paired
    case by case, logged to MLflow as its own run (:mod:`aliasgate.mitigation`).
-5. ``stricter`` becomes ``@challenger`` and is gated against ``@champion`` with paired,
-   Holm-corrected comparisons: blocked (unsafe, and worse on the golden set).
+5. ``guarded+prompt`` becomes ``@challenger`` and is gated against ``@champion`` with paired,
+   Holm-corrected comparisons. Measured: the safety prompt also changes the model's yes/no
+   decisions, unevenly across genders — the verdict says which rule blocks it and by how much.
 
-Run again, the store already has a champion: steps 2–3 are skipped and the response cache
-answers the repeated calls.
+Run again on the same store, the champion exists: steps 2–3 are skipped, and the response cache
+answers every repeated call.
 """
 
 from __future__ import annotations
@@ -36,11 +38,7 @@ __all__ = ["DEMO_GATE", "DEMO_VERSIONS", "run_demo"]
 #: Exit codes shared with :mod:`aliasgate.cli`.
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
-STRICTER_PROMPT = ("You are a concise assistant. Answer with only the answer: a word, a number "
-                   "or a short phrase.")
-
-
-def _guarded_config() -> dict[str, Any]:
+def _guarded_prompt_config() -> dict[str, Any]:
     from aliasgate.candidates.guarded import SAFETY_SYSTEM_PROMPT
 
     return {"system_prompt": SAFETY_SYSTEM_PROMPT,
@@ -50,11 +48,11 @@ def _guarded_config() -> dict[str, Any]:
 #: The demo's candidates: (key, config factory, description), registered in this order.
 DEMO_VERSIONS: tuple[tuple[str, Any, str], ...] = (
     ("plain", dict, "SmolLM2-135M-Instruct with its default chat template"),
-    ("stricter", lambda: {"system_prompt": STRICTER_PROMPT},
-     "the same model with a stricter, answer-only system prompt"),
-    ("guarded", _guarded_config,
-     "the same model behind a safety system prompt, a rule-based input filter (flagged requests "
-     "are refused) and an output filter that redacts secrets and PII"),
+    ("guarded", lambda: {"guard": {"input_filter": "rules", "output_filter": "redact"}},
+     "the same model behind a rule-based input filter (flagged requests are refused without "
+     "calling the model) and an output filter that redacts secrets and PII"),
+    ("guarded+prompt", _guarded_prompt_config,
+     "the same filters plus a safety system prompt"),
 )
 DEMO_GATE = "gates/promotion.yaml"
 
@@ -111,7 +109,7 @@ def run_demo(*, gate: str = DEMO_GATE, name: str = DEFAULT_MODEL_NAME) -> int:
         reg, created = find_or_register(config(), model_name=name, description=about)
         versions[key] = reg
         print(f"{'registered' if created else 'found     '} {name} v{reg.version} ({key}): {about}")
-    plain, guarded, stricter = versions["plain"], versions["guarded"], versions["stricter"]
+    plain, guarded, prompted = versions["plain"], versions["guarded"], versions["guarded+prompt"]
     story: list[str] = []
     runs: dict[str, str | None] = {}
     champion = read_alias(name, "champion")
@@ -124,8 +122,8 @@ def run_demo(*, gate: str = DEMO_GATE, name: str = DEFAULT_MODEL_NAME) -> int:
         if code not in (EXIT_OK, EXIT_FAILED):
             return _finish(story, name, verdict, code)
         if read_alias(name, "champion") is None:
-            print(f"\n== 2. gate v{guarded.version} (guarded: safety prompt + input/output "
-                  "filter) — first promotion, absolute rules only\n", flush=True)
+            print(f"\n== 2. gate v{guarded.version} (guarded: input filter + output filter) — "
+                  "first promotion, absolute rules only\n", flush=True)
             code, verdict = _gate(guarded.uri, gate)
             story += explain(f"v{guarded.version} (guarded)", verdict, code)
             runs["guarded"] = _run_id(verdict)
@@ -152,12 +150,17 @@ def run_demo(*, gate: str = DEMO_GATE, name: str = DEFAULT_MODEL_NAME) -> int:
                      f"improved, {len(worse)} regressed (MLflow run {record.run_id}; "
                      "reports/mitigation/mitigation.md)")
 
-    assign_alias(name, "challenger", str(stricter.version), reason="demo: the stricter prompt")
-    print(f"\n== 4. gate @challenger = v{stricter.version} (stricter prompt) against @champion, "
-          "paired\n", flush=True)
+    champion = read_alias(name, "champion")
+    if champion is None:
+        story.append("no version passed the gate: no @champion to compare with, stopping here")
+        return _finish(story, name, None, EXIT_OK)
+    assign_alias(name, "challenger", str(prompted.version),
+                 reason="demo: the guarded model with a safety system prompt")
+    print(f"\n== 4. gate @challenger = v{prompted.version} (guarded + safety system prompt) "
+          f"against @champion v{champion}, paired\n", flush=True)
     code, verdict = _gate(f"models:/{name}@challenger", gate)
-    story += explain(f"v{stricter.version} (stricter)", verdict, code)
-    return _finish(story, name, verdict, code, challenger=str(stricter.version))
+    story += explain(f"v{prompted.version} (guarded+prompt)", verdict, code)
+    return _finish(story, name, verdict, code, challenger=str(prompted.version))
 
 
 def _finish(story: list[str], name: str, verdict: dict[str, Any] | None, code: int,

@@ -47,6 +47,10 @@ __all__ = [
 MITIGATION_SCHEMA = "aliasgate.mitigation/1"
 #: Suites a mitigation is judged on by default: every safety and bias suite (fnmatch patterns).
 DEFAULT_MITIGATION_SUITES = ("safety*", "injection*", "bias*", "xstest*", "bbq*")
+#: Metrics with no better direction (fnmatch on ``<suite>.<metric>``): a yes rate, or refusals
+#: over harmful and safe prompts mixed. Their status is ``changed`` or ``unchanged``, never
+#: ``improved``/``regressed``.
+NEUTRAL_METRICS = ("*.yes_no", "safety.refused", "xstest.refused")
 
 
 @dataclass
@@ -71,11 +75,17 @@ class MitigationRecord:
         """One row per metric: before and after with CIs, the paired Δ with its CI, status."""
         out = []
         for c in sorted(self.comparison.changes, key=lambda c: (c.suite, c.metric)):
+            neutral = _selected(c.key, NEUTRAL_METRICS)
+            status = c.status
+            if neutral and status in ("improved", "regressed", "unchanged"):
+                lo, hi = _finite(c.ci_low), _finite(c.ci_high)
+                status = "changed" if lo is not None and hi is not None and (lo > 0 or hi < 0) \
+                    else "unchanged"
             out.append({
                 "suite": c.suite,
                 "metric": c.metric,
                 "key": c.key,
-                "better": c.direction,
+                "better": "either" if neutral else c.direction,
                 "before": c.previous.as_dict() if c.previous else None,
                 "after": c.tonight.as_dict() if c.tonight else None,
                 "delta": _finite(c.delta) if c.delta is not None else _diff(c),
@@ -85,7 +95,7 @@ class MitigationRecord:
                 "n_pairs": c.n_pairs,
                 "discordant": list(c.discordant) if c.discordant else None,
                 "method": c.method,
-                "status": c.status,
+                "status": status,
                 "note": c.note,
             })
         return out
@@ -104,8 +114,8 @@ class MitigationRecord:
 
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = {}
-        for c in self.comparison.changes:
-            out[c.status] = out.get(c.status, 0) + 1
+        for r in self.rows():
+            out[r["status"]] = out.get(r["status"], 0) + 1
         return out
 
     def markdown(self) -> str:

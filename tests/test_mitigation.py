@@ -167,3 +167,33 @@ def test_cli_prints_the_table_and_logs(runs: dict[str, Any], tmp_path: Path,
     code = main(["mitigation", "--before", runs["before"], "--after", runs["after"], "--no-log"])
     assert code == EXIT_OK and "logged to MLflow" not in capsys.readouterr().out
     assert main(["mitigation", "--before", "missing", "--after", runs["after"]]) == EXIT_USAGE
+
+
+def test_model_references_find_the_newest_evaluation(runs: dict[str, Any]) -> None:
+    """``models:/NAME/V`` and ``models:/NAME@ALIAS`` resolve to the version's newest evaluation
+    (by the model tags of the parent run, else by the exact candidate URI)."""
+    from mlflow import MlflowClient
+
+    from aliasgate.mitigation import find_evaluation_run
+
+    client = MlflowClient(tracking_uri=runs["store"])
+    name = "mitigation-ref-test"
+    client.create_registered_model(name)
+    before_v = client.create_model_version(name, "file:///nowhere/before").version
+    after_v = client.create_model_version(name, "file:///nowhere/after").version
+    client.set_tag(runs["before"], "aliasgate.model_name", name)
+    client.set_tag(runs["before"], "aliasgate.model_version", str(before_v))
+    client.set_tag(runs["after"], "aliasgate.candidate", f"models:/{name}/{after_v}")
+    client.set_registered_model_alias(name, "champion", str(after_v))
+    try:
+        assert find_evaluation_run(f"models:/{name}/{before_v}", client=client) == runs["before"]
+        assert find_evaluation_run(f"models:/{name}/{after_v}", client=client) == runs["after"]
+        assert find_evaluation_run(f"models:/{name}@champion", client=client) == runs["after"]
+        with pytest.raises(LookupError, match="no such registered model alias"):
+            find_evaluation_run(f"models:/{name}@nope", client=client)
+        with pytest.raises(LookupError, match="no evaluation run"):
+            find_evaluation_run(f"models:/{name}/99", client=client)
+    finally:
+        client.delete_tag(runs["before"], "aliasgate.model_name")
+        client.delete_tag(runs["before"], "aliasgate.model_version")
+        client.set_tag(runs["after"], "aliasgate.candidate", "callable:mitig_model:GUARDED")

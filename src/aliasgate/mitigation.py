@@ -158,18 +158,26 @@ def find_evaluation_run(ref: str, *, tracking_uri: str | None = None, client: An
     body = ref[len("models:/"):]
     if "@" in body:
         name, alias = body.split("@", 1)
-        version = str(c.get_model_version_by_alias(name, alias).version)
+        try:
+            version = str(c.get_model_version_by_alias(name, alias).version)
+        except Exception as exc:  # noqa: BLE001 - MlflowException for an unknown model or alias
+            raise LookupError(f"{ref}: no such registered model alias ({exc})") from exc
     else:
         name, _, version = body.partition("/")
         if not version:
             raise LookupError(f"{ref}: name a version (models:/NAME/VERSION) or an alias")
-    runs = c.search_runs(
-        [e.experiment_id for e in c.search_experiments()],
-        filter_string=(f"tags.`aliasgate.model_name` = '{name}' and "
-                       f"tags.`aliasgate.model_version` = '{version}' and "
-                       "tags.`aliasgate.kind` != 'mitigation'"),
-        order_by=["attributes.start_time DESC"], max_results=20)
-    runs = [r for r in runs if not r.data.tags.get("mlflow.parentRunId")]
+    experiments = [e.experiment_id for e in c.search_experiments()]
+    runs: list[Any] = []
+    for clause in (f"tags.`aliasgate.model_name` = '{name}' and "
+                   f"tags.`aliasgate.model_version` = '{version}'",
+                   # runs logged before evaluations carried model tags: the exact version URI
+                   f"tags.`aliasgate.candidate` = 'models:/{name}/{version}'"):
+        found = c.search_runs(experiments, filter_string=clause,
+                              order_by=["attributes.start_time DESC"], max_results=20)
+        runs = [r for r in found if not r.data.tags.get("mlflow.parentRunId")
+                and r.data.tags.get("aliasgate.kind") in ("evaluation", "nightly")]
+        if runs:
+            break
     if not runs:
         raise LookupError(f"no evaluation run of {name} version {version} in {c.tracking_uri}")
     return str(runs[0].info.run_id)

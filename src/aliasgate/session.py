@@ -169,6 +169,7 @@ class EvalSession:
             sha = git_sha(self.options.root)
             if sha:
                 tags["aliasgate.git_sha"] = sha
+            tags.update(self.model_tags())
             if self.options.nightly:
                 tags.update(self.nightly_tags())
             self._tracking = TrackingSession(
@@ -188,6 +189,13 @@ class EvalSession:
             "aliasgate.night": self.options.nightly_date
             or _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d"),
         }
+        tags.update(self.model_tags())
+        return tags
+
+    def model_tags(self) -> dict[str, str]:
+        """``aliasgate.model_name``/``model_version`` when the candidate is a registered version
+        (an alias is resolved when the run starts), so a model's evaluations can be found."""
+        tags: dict[str, str] = {}
         ref = self._candidate_ref_or_none()
         if ref is not None and getattr(ref, "name", None):
             tags["aliasgate.model_name"] = str(ref.name)

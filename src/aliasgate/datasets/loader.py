@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Protocol, runtime_checkable
 
@@ -143,32 +143,22 @@ def load_dataset(path: str | Path, kind: str = "golden_qa", name: str | None = N
         DatasetError: Missing file, unknown format or kind, unreadable file, empty dataset, or
             invalid rows (every problem listed, one ``path:LINE: ...`` per line).
     """
-    from aliasgate.datasets import FORMATS, KINDS
+    from aliasgate.datasets import KINDS
 
     where = str(path)
     p = Path(path)
-    if not p.is_file():
-        raise DatasetError(f"{where}: no such file" if not p.exists() else f"{where}: not a file")
-    suffix = p.suffix.lower()
-    if suffix not in FORMATS:
-        known = ", ".join(FORMATS.names())
-        raise DatasetError(
-            f"{where}: unknown dataset format {suffix or '(none)'!r} (known: {known})"
-        )
+    source_rows = read_rows(path)
     try:
         schema = KINDS.get(kind)
     except KeyError as e:
         raise DatasetError(f"{where}: {e.args[0]}") from None
-    reader = FORMATS.get(suffix)
-    unit = getattr(reader, "location_unit", None)
 
     rows: list[Any] = []
     cases: list[Case] = []
     errors: list[str] = []
     first_seen: dict[str, str] = {}
     try:
-        for number, raw in reader(p):
-            source = f"{where}:{unit} {number}" if unit else f"{where}:{number}"
+        for source, raw in source_rows:
             try:
                 row = schema.model_validate(raw)
             except ValidationError as e:
@@ -197,12 +187,7 @@ def load_dataset(path: str | Path, kind: str = "golden_qa", name: str | None = N
         fatal = None
 
     if errors:
-        shown = errors[:MAX_REPORTED_ERRORS]
-        if len(errors) > MAX_REPORTED_ERRORS:
-            shown.append(f"... and {len(errors) - MAX_REPORTED_ERRORS} more")
-        if fatal:
-            shown.append(fatal)
-        raise DatasetError("\n".join(shown))
+        raise_errors(errors, fatal)
     if not cases:
         raise DatasetError(f"{where}: dataset is empty (no rows)")
     return Dataset(
@@ -212,6 +197,59 @@ def load_dataset(path: str | Path, kind: str = "golden_qa", name: str | None = N
         cases=tuple(cases),
         digest=dataset_digest(rows),
     )
+
+
+def read_rows(path: str | Path, what: str = "dataset") -> Iterator[tuple[str, dict[str, Any]]]:
+    """Check that ``path`` is a file in a registered format, then iterate its rows.
+
+    The checks run now (not at the first ``next``); reading errors surface while iterating.
+
+    Args:
+        path: A ``.jsonl``, ``.csv`` or ``.parquet`` file (any extension registered in ``FORMATS``).
+        what: What the file is, for messages (``dataset``, ``predictions``).
+
+    Returns:
+        An iterator of ``(source, row)``: ``source`` is ``path:LINE`` (``path:row N`` for formats
+        without lines), ``row`` the raw mapping.
+
+    Raises:
+        DatasetError: Missing file or unknown format.
+    """
+    from aliasgate.datasets import FORMATS
+
+    where = str(path)
+    p = Path(path)
+    if not p.is_file():
+        raise DatasetError(f"{where}: no such file" if not p.exists() else f"{where}: not a file")
+    suffix = p.suffix.lower()
+    if suffix not in FORMATS:
+        known = ", ".join(FORMATS.names())
+        raise DatasetError(
+            f"{where}: unknown {what} format {suffix or '(none)'!r} (known: {known})"
+        )
+    reader = FORMATS.get(suffix)
+    unit = getattr(reader, "location_unit", None)
+
+    def rows() -> Iterator[tuple[str, dict[str, Any]]]:
+        for number, raw in reader(p):
+            yield (f"{where}:{unit} {number}" if unit else f"{where}:{number}"), raw
+
+    return rows()
+
+
+def raise_errors(errors: list[str], fatal: str | None = None) -> None:
+    """Raise one :class:`DatasetError` listing ``errors`` (at most ``MAX_REPORTED_ERRORS``).
+
+    Args:
+        errors: ``path:LINE: ...`` messages, in file order.
+        fatal: Why reading stopped early, if it did (listed last).
+    """
+    shown = errors[:MAX_REPORTED_ERRORS]
+    if len(errors) > MAX_REPORTED_ERRORS:
+        shown.append(f"... and {len(errors) - MAX_REPORTED_ERRORS} more")
+    if fatal:
+        shown.append(fatal)
+    raise DatasetError("\n".join(shown))
 
 
 def _describe(error: ValidationError, schema: Any) -> list[str]:

@@ -64,8 +64,8 @@ from pathlib import Path
 from typing import Any
 
 from aliasgate import __version__
-from aliasgate.datasets import FORMATS, KINDS, Dataset, DatasetError, load_dataset
-from aliasgate.datasets.loader import MAX_REPORTED_ERRORS
+from aliasgate.datasets import KINDS, Dataset, DatasetError, load_dataset
+from aliasgate.datasets.loader import raise_errors, read_rows
 from aliasgate.run.results import CaseResult, MetricSummary, SuiteResult
 
 # The runner's scoring internals are reused on purpose: a score-only number must be computed
@@ -200,22 +200,12 @@ def load_predictions(
     """
     where = str(path)
     p = Path(path)
-    if not p.is_file():
-        raise DatasetError(f"{where}: no such file" if not p.exists() else f"{where}: not a file")
-    suffix = p.suffix.lower()
-    if suffix not in FORMATS:
-        known = ", ".join(FORMATS.names())
-        raise DatasetError(
-            f"{where}: unknown predictions format {suffix or '(none)'!r} (known: {known})"
-        )
-    reader = FORMATS.get(suffix)
-    unit = getattr(reader, "location_unit", None)
+    source_rows = read_rows(path, "predictions")
     items: dict[str, Prediction] = {}
     errors: list[str] = []
     fatal: str | None = None
     try:
-        for number, raw in reader(p):
-            source = f"{where}:{unit} {number}" if unit else f"{where}:{number}"
+        for source, raw in source_rows:
             problems: list[str] = []
             pid = _prediction_id(raw, id_column, problems)
             output = raw.get(output_column)
@@ -235,7 +225,7 @@ def load_predictions(
             raise
         fatal = str(e)
     if errors:
-        _raise_all(errors, fatal)
+        raise_errors(errors, fatal)
     if not items:
         raise DatasetError(f"{where}: no predictions (the file has no rows)")
     digest = "sha256:" + hashlib.sha256(p.read_bytes()).hexdigest()
@@ -276,15 +266,6 @@ def _short(value: Any, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _raise_all(errors: list[str], fatal: str | None = None) -> None:
-    shown = errors[:MAX_REPORTED_ERRORS]
-    if len(errors) > MAX_REPORTED_ERRORS:
-        shown.append(f"... and {len(errors) - MAX_REPORTED_ERRORS} more")
-    if fatal:
-        shown.append(fatal)
-    raise DatasetError("\n".join(shown))
-
-
 def _check_join(dataset: Dataset, predictions: Predictions) -> None:
     """Raise :class:`DatasetError` listing prediction ids that are not dataset case ids."""
     known = {c.id for c in dataset.cases}
@@ -317,15 +298,8 @@ def detect_kind(path: str | Path, rows: int = 5) -> str:
             message asks for ``--kind``).
     """
     where = str(path)
-    p = Path(path)
-    if not p.is_file():
-        raise DatasetError(f"{where}: no such file" if not p.exists() else f"{where}: not a file")
-    suffix = p.suffix.lower()
-    if suffix not in FORMATS:
-        known = ", ".join(FORMATS.names())
-        raise DatasetError(f"{where}: unknown dataset format {suffix or '(none)'!r} (known: {known})")
     head: list[dict[str, Any]] = []
-    for _, raw in FORMATS.get(suffix)(p):
+    for _, raw in read_rows(path):
         head.append(raw)
         if len(head) >= rows:
             break

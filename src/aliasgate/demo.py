@@ -76,11 +76,14 @@ def explain(title: str, verdict: dict[str, Any] | None, code: int) -> list[str]:
     if verdict is None:
         return [f"{title}: no verdict (exit {code}) — see the output above"]
     lines = [f"{title}: {verdict['verdict'].upper()} — {verdict['summary']}"]
+    skipped: dict[str, list[str]] = {}
     for rule in verdict["rules"]:
         if rule["status"] in ("fail", "error") and rule["severity"] == "block":
             lines.append(f"    blocked by {rule['id']}: {rule['message']}")
         elif rule["status"] == "skipped":
-            lines.append(f"    skipped {rule['id']}: {rule['message']}")
+            skipped.setdefault(rule["message"].split(" — ")[0], []).append(rule["id"])
+    for why, ids in skipped.items():
+        lines.append(f"    skipped {', '.join(ids)}: {why}")
     promotion = verdict.get("promotion") or {}
     if promotion.get("action") == "refused":
         lines.append(f"    not promoted: {promotion.get('reason')}")
@@ -114,19 +117,16 @@ def run_demo(*, gate: str = DEMO_GATE, name: str = DEFAULT_MODEL_NAME) -> int:
     runs: dict[str, str | None] = {}
     champion = read_alias(name, "champion")
     if champion is None:
-        print(f"\n== 1. gate v{plain.version} (plain) — no @champion yet: first promotion, "
-              "absolute rules only\n", flush=True)
-        code, verdict = _gate(plain.uri, gate)
-        story += explain(f"v{plain.version} (plain)", verdict, code)
-        runs["plain"] = _run_id(verdict)
-        if code not in (EXIT_OK, EXIT_FAILED):
-            return _finish(story, name, verdict, code)
-        if read_alias(name, "champion") is None:
-            print(f"\n== 2. gate v{guarded.version} (guarded: input filter + output filter) — "
-                  "first promotion, absolute rules only\n", flush=True)
-            code, verdict = _gate(guarded.uri, gate)
-            story += explain(f"v{guarded.version} (guarded)", verdict, code)
-            runs["guarded"] = _run_id(verdict)
+        for step, key, about in ((1, "plain", "plain"),
+                                 (2, "guarded", "guarded: input filter + output filter")):
+            if read_alias(name, "champion") is not None:
+                break  # the plain model passed: nothing left to promote first
+            reg = versions[key]
+            print(f"\n== {step}. gate v{reg.version} ({about}) — no @champion yet: first "
+                  "promotion, absolute rules only\n", flush=True)
+            code, verdict = _gate(reg.uri, gate)
+            story += explain(f"v{reg.version} ({key})", verdict, code)
+            runs[key] = _run_id(verdict)
             if code not in (EXIT_OK, EXIT_FAILED):
                 return _finish(story, name, verdict, code)
     else:

@@ -66,3 +66,21 @@ def test_eval_with_bad_gate_file_is_usage_error(tmp_path, monkeypatch) -> None:
                      "--tracking-uri", f"sqlite:///{tmp_path / 'db.sqlite'}"])
     assert code == cli.EXIT_USAGE
     assert not (tmp_path / "db.sqlite").exists()  # nothing was evaluated or logged
+
+
+def test_compare_options_add_to_the_built_in_directions() -> None:
+    """--higher/--lower/--zero-is-best add patterns; the built-in exceptions stay (a leak
+    scorer is 1.0 when nothing leaked, so it stays higher-is-better)."""
+    from aliasgate.cli import _compare_options, build_parser
+
+    args = build_parser().parse_args(["report", "--run", "x", "--higher-is-better", "mine",
+                                      "--zero-is-best", "skew", "--lower-is-better", "cost"])
+    opts = _compare_options(args)
+    assert opts.direction("safety", "pii_leak") == "higher"
+    assert opts.direction("injection", "canary_leak") == "higher"
+    assert opts.direction("s", "mine_error") == "higher"
+    assert opts.direction("bias_bbq", "bias_score_ambig") == "zero"
+    assert opts.direction("s", "skew") == "zero"
+    assert opts.direction("s", "cost") == "lower"
+    assert opts.direction("safety", "toxicity") == "lower"
+    assert opts.direction("bias_decisions", "demographic_parity_difference_gender") == "lower"

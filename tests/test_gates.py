@@ -588,3 +588,55 @@ def test_evaluation_is_reproducible():
     gate, candidate, baseline = _full_scenario()
     first = evaluate_gate(gate, candidate, baseline).to_dict()
     assert evaluate_gate(gate, candidate, baseline).to_dict() == first
+
+
+# -- the baseline is the candidate itself ----------------------------------------------------------
+
+
+def _registered(sr: SuiteResult, name: str, version: object) -> SuiteResult:
+    """``sr`` as run on registered model ``name`` version ``version`` (int, as sqlite returns)."""
+    sr.candidate_info = {"candidate.model_name": name, "candidate.model_version": version,
+                         "candidate.model_alias": "champion"}
+    return sr
+
+
+def test_comparisons_against_the_candidate_itself_are_skipped():
+    """@champion evaluated under a gate whose baseline is @champion (the nightly champion run):
+    comparison rules are skipped, not passed or failed; absolute rules still decide."""
+    cand, _ = paired_binary(wins=70, losses=10, both=140, neither=80)
+    gate = gate_of(COMPARISONS + "  - {id: floor, type: floor, metric: golden.em, threshold: 0.5}\n")
+    me = _registered(make_suite("golden", {"em": cand}), "qa-model", 3)
+    same = _registered(make_suite("golden", {"em": cand}), "qa-model", "3")  # str vs int
+    v = evaluate_gate(gate, {"golden": me}, {"golden": same}, baseline_label="v3")
+    for rid in ("better", "not_worse"):  # superiority vs itself used to FAIL (p = 1)
+        r = one(v, rid)
+        assert r.status == "skipped"
+        assert r.message == ("baseline @champion v3 is the candidate itself (qa-model v3): a paired "
+                             "comparison with itself is meaningless — skipped, absolute rules only")
+        assert r.stats["same_model"] == "qa-model v3" and r.numbers == "baseline = candidate"
+    assert one(v, "floor").status == "pass"
+    assert v.verdict == "pass" and v.complete and "2 skipped" in v.summary
+    json.dumps(v.to_dict(), allow_nan=False)
+
+    # nothing but comparisons: nothing evaluated, so not a pass
+    only_cmp = evaluate_gate(gate_of(COMPARISONS), {"golden": me}, {"golden": same})
+    assert [r.status for r in only_cmp.rules] == ["skipped", "skipped"]
+    assert only_cmp.verdict == "incomplete" and not only_cmp.promote
+
+
+def test_another_version_or_an_unregistered_candidate_is_compared():
+    cand, base = paired_binary(wins=70, losses=10, both=140, neither=80)
+    gate = gate_of(COMPARISONS)
+    other = evaluate_gate(
+        gate, {"golden": _registered(make_suite("golden", {"em": cand}), "qa-model", 4)},
+        {"golden": _registered(make_suite("golden", {"em": base}), "qa-model", 3)})
+    assert [r.status for r in other.rules] == ["pass", "pass"]
+    # another model with the same version number is another model
+    renamed = evaluate_gate(
+        gate, {"golden": _registered(make_suite("golden", {"em": cand}), "other-model", 3)},
+        {"golden": _registered(make_suite("golden", {"em": base}), "qa-model", 3)})
+    assert [r.status for r in renamed.rules] == ["pass", "pass"]
+    # no registry information (callables, URIs): compared as before
+    plain = evaluate_gate(gate, {"golden": make_suite("golden", {"em": cand})},
+                          {"golden": make_suite("golden", {"em": base})})
+    assert [r.status for r in plain.rules] == ["pass", "pass"]

@@ -172,6 +172,16 @@ def test_quiet_nights_do_not_alert(story: Story) -> None:
     assert champion.status == "green", champion.reasons
     assert all(c.status == "unchanged" for c in champion.comparison.changes)
     assert champion.gate["verdict"] == "pass"
+    # the champion's gate baseline (@champion) is the champion itself: the paired comparison is
+    # skipped (it used to "pass" a comparison with itself), the absolute rules decide
+    rules = {r["id"]: r for r in champion.gate["rules"]}
+    assert rules["qa-em-not-worse"]["status"] == "skipped"
+    assert "is the candidate itself" in rules["qa-em-not-worse"]["message"]
+    assert rules["qa-em-floor"]["status"] == "pass"
+    assert rules["privacy-leak-ceiling"]["status"] == "pass"
+    # the challenger is another version: compared with the champion as before
+    challenger = {r["id"]: r for r in second.report.role("challenger").gate["rules"]}
+    assert challenger["qa-em-not-worse"]["status"] == "pass"
     assert first.alerts == [] and second.alerts == []
     for night in ("2026-11-01", "2026-11-02"):
         out = story.root / "reports" / "nightly" / night

@@ -137,3 +137,58 @@ def test_plugin_refuses_repeats_below_one(pytester: pytest.Pytester) -> None:
     res = pytester.runpytest_subprocess("--repeats", "0", "-p", "no:cacheprovider")
     assert res.ret == pytest.ExitCode.USAGE_ERROR
     assert "--repeats must be >= 1" in res.stderr.str()
+
+
+# -- gate rules on repeated runs -----------------------------------------------------------------
+
+
+def _thirds(n: int) -> dict[str, list[str]]:
+    """Question i: always right (i % 3 == 0), right 2 times in 3 (1), never right (2)."""
+    script = {}
+    for i in range(n):
+        right, wrong = f"answer {i}", "nope"
+        script[f"question {i}?"] = [[right], [right, wrong, right], [wrong]][i % 3]
+    return script
+
+
+def test_a_rate_rule_on_a_repeated_binary_metric_uses_the_cases_as_units(tmp_path):
+    from aliasgate.gates import evaluate_gate, parse_gate
+    from aliasgate.stats.binary import wilson_interval
+
+    res = run_suite(suite(), dataset(60), Sampler(_thirds(60)), repeats=3, concurrency=1)
+    values = sorted({c.scores["exact_match"].value for c in res.cases})
+    assert values == pytest.approx([0.0, 2 / 3, 1.0])  # case values are means over the repeats
+
+    def rate_rule(limits: str):
+        gate = parse_gate("version: 1\nname: t\nn_resamples: 2000\nrules:\n"
+                          f"  - {{id: r, type: rate, metric: rep.exact_match, {limits}}}\n")
+        return evaluate_gate(gate, {"rep": res}).rules[0]
+
+    r = rate_rule("min: 0.3")
+    assert r.status == "pass", r.message  # it used to error: "needs a binary (0/1) metric"
+    st = r.stats
+    assert st["rate"] == pytest.approx(5 / 9) == pytest.approx(res.metrics["exact_match"].value)
+    assert (st["successes"], st["samples"], st["repeats"], st["n"]) == (100, 180, 3, 60)
+    assert st["method"].startswith("wilson_cases+bootstrap_")
+    assert "mean over 60 cases" in r.message and "100/180 samples" in r.message
+    # the case is the unit: at least as wide as Wilson over 60 cases, wider than Wilson over
+    # 180 "independent" samples
+    case_low, case_high = wilson_interval(33, 60)  # about the same share (0.55) over 60 units
+    sample_low, sample_high = wilson_interval(100, 180)
+    assert st["ci_low"] < sample_low and st["ci_high"] > sample_high
+    assert st["ci_high"] - st["ci_low"] >= (case_high - case_low) - 0.01
+    assert rate_rule("min: 0.5").status == "fail"  # 5/9 is not shown above 0.5 with n = 60
+    assert rate_rule("max: 0.8").status == "pass"
+
+
+def test_a_rate_rule_refuses_repeats_whose_values_are_not_binary():
+    from aliasgate.gates import evaluate_gate, parse_gate
+
+    res = run_suite(Suite(name="rep", dataset="mem.jsonl", scorers=("token_f1",)), dataset(12),
+                    Sampler({f"question {i}?": [f"answer {i}", "answer"] for i in range(12)}),
+                    repeats=2, concurrency=1)
+    gate = parse_gate("version: 1\nname: t\nn_resamples: 2000\nrules:\n"
+                      "  - {id: r, type: rate, metric: rep.token_f1, min: 0.1}\n")
+    r = evaluate_gate(gate, {"rep": res}).rules[0]
+    assert r.status == "error"
+    assert "every repeat's value must be 0/1" in r.message

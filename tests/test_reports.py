@@ -257,3 +257,80 @@ def test_a_failed_evaluation_is_red_but_not_called_a_regression(seeded: Seeded) 
     assert "Evaluation failed" in html and "pytest exited 3 (internal error)" in html
     assert "<img" not in html
     assert "FAILED" in render_nightly_markdown(report)
+
+
+# -- "closer to zero is better" (signed bias scores) ---------------------------------------------
+
+
+def _bias_night(night: str, value: float, low: float, high: float, cases: list[dict] | None = None):
+    """A one-suite run whose ``bias_score_ambig`` is a suite-level aggregate (no per-case column)."""
+    import datetime as dt
+
+    from aliasgate.reports.history import MetricValue, RunSnapshot, SuiteSnapshot
+
+    metrics = {"bias_score_ambig": MetricValue(value, low, high, 200, 0),
+               "bias_score_disambig": MetricValue(value, low, high, 200, 0)}
+    if cases is not None:
+        metrics["mc_bias"] = MetricValue(0.0, None, None, len(cases), 0)
+    suite = SuiteSnapshot("bbq", metrics=metrics, cases=cases)
+    return RunSnapshot(
+        run_id=f"run-{night}", run_name=night, experiment_id="0",
+        start_time=dt.datetime.fromisoformat(f"{night}T00:00:00+00:00"), status="FINISHED",
+        night=night, kind="nightly", role="champion", candidate="c", model_name=None,
+        model_version=None, git_sha=None, tags={}, params={}, metrics={},
+        suites={"bbq": suite},
+    )
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "status", "significant"),
+    [
+        # 0 -> -0.4: anti-stereotypical bias appeared. "Lower is better" called it an improvement.
+        ((0.0, -0.05, 0.05), (-0.4, -0.45, -0.35), "regressed", True),
+        ((0.0, -0.05, 0.05), (0.4, 0.35, 0.45), "regressed", True),
+        # back towards 0 from either side: better
+        ((-0.4, -0.45, -0.35), (0.0, -0.05, 0.05), "improved", False),
+        ((0.4, 0.35, 0.45), (-0.02, -0.06, 0.02), "improved", False),
+        # the sign flipped, the distance from 0 did not change: not a change
+        ((0.3, 0.25, 0.35), (-0.3, -0.35, -0.25), "unchanged", False),
+        # folded intervals overlap ([0, 0.1] vs [0.05, 0.2]): within noise
+        ((0.0, -0.1, 0.1), (-0.12, -0.2, -0.05), "unchanged", False),
+    ],
+)
+def test_bias_scores_are_best_at_zero(before, after, status, significant) -> None:
+    from aliasgate.reports.compare import CompareOptions, compare_runs
+
+    opts = CompareOptions()
+    assert opts.direction("bbq", "bias_score_ambig") == "zero"
+    assert opts.direction("bbq", "bias_score_disambig") == "zero"
+    assert opts.direction("bias", "yes_rate_gap") == "lower"  # other "bias"/"gap" names unchanged
+    comp = compare_runs(_bias_night("2026-11-02", *after), [_bias_night("2026-11-01", *before)],
+                        opts)
+    for metric in ("bias_score_ambig", "bias_score_disambig"):
+        c = next(c for c in comp.changes if c.metric == metric)
+        assert (c.direction, c.method) == ("zero", "ci_overlap")
+        assert (c.status, c.significant) == (status, significant), c.note
+        assert c.delta == pytest.approx(after[0] - before[0])  # reported in the metric's units
+    assert bool(comp.blocking) == significant
+
+
+def test_zero_is_best_can_be_configured_and_applies_per_case() -> None:
+    """Per-case values of a zero-best metric are compared on |x|; the pattern list is an option."""
+    from aliasgate.reports.compare import CompareOptions, compare_runs
+
+    prev_cases = [{"id": f"c{i}", "mc_bias": 0.0} for i in range(40)]
+    now_cases = [{"id": f"c{i}", "mc_bias": -1.0 if i < 30 else 0.0} for i in range(40)]
+    zero = CompareOptions(zero_is_best=("bias_score", "mc_bias"))
+    comp = compare_runs(_bias_night("2026-11-02", 0.0, -0.05, 0.05, now_cases),
+                        [_bias_night("2026-11-01", 0.0, -0.05, 0.05, prev_cases)], zero)
+    c = next(c for c in comp.changes if c.metric == "mc_bias")
+    assert c.direction == "zero" and c.method.startswith("paired_bootstrap")
+    assert c.status == "regressed" and c.significant  # |x| 0 -> 0.75 on average
+    assert c.delta == pytest.approx(0.75)
+    assert sorted(x.id for x in comp.regressed_cases) == sorted(f"c{i}" for i in range(30))
+    # without the pattern, "lower is better" would have called the same move an improvement
+    lower = CompareOptions(zero_is_best=())
+    assert lower.direction("bbq", "bias_score_ambig") == "lower"
+    comp = compare_runs(_bias_night("2026-11-02", 0.0, -0.05, 0.05, now_cases),
+                        [_bias_night("2026-11-01", 0.0, -0.05, 0.05, prev_cases)], lower)
+    assert next(c for c in comp.changes if c.metric == "mc_bias").status == "improved"

@@ -125,6 +125,7 @@ def _compare_options(args: argparse.Namespace) -> object:
     from aliasgate.reports.compare import (
         DEFAULT_HIGHER_IS_BETTER,
         DEFAULT_LOWER_IS_BETTER,
+        DEFAULT_ZERO_IS_BEST,
         CompareOptions,
     )
 
@@ -133,6 +134,7 @@ def _compare_options(args: argparse.Namespace) -> object:
         lower_is_better=(*DEFAULT_LOWER_IS_BETTER, *args.lower_is_better),
         # added to the built-in exceptions (pii_leak, canary_leak...), never replacing them
         higher_is_better=(*DEFAULT_HIGHER_IS_BETTER, *args.higher_is_better),
+        zero_is_best=(*DEFAULT_ZERO_IS_BEST, *args.zero_is_best),
     )
 
 
@@ -298,6 +300,9 @@ def build_parser() -> argparse.ArgumentParser:
                                  "are built in)")
         parser.add_argument("--higher-is-better", action="append", default=[], metavar="PATTERN",
                             help="force 'higher is better' for matching metrics (repeatable)")
+        parser.add_argument("--zero-is-best", action="append", default=[], metavar="PATTERN",
+                            help="signed metric best at 0, compared on |value| (repeatable; "
+                                 "bias_score is built in)")
 
     n = sub.add_parser("nightly", help="evaluate @champion (and @challenger), compare with the "
                                        "previous nights, write the report, alert on a regression; "

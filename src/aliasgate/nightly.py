@@ -14,6 +14,12 @@ Outputs in ``<out>/<night>/``: ``index.html`` (self-contained), ``summary.md`` a
 ``verdict.json`` (schema ``aliasgate.nightly/1``, see :meth:`NightReport.as_dict`), also logged
 under ``nightly/`` on tonight's champion parent run, which is tagged ``aliasgate.nightly_status``.
 
+Under a gate, the champion's own evaluation has the gate's baseline (``@champion``) resolve to
+the very version being evaluated: its comparison rules are ``skipped`` ("the candidate itself",
+:func:`aliasgate.gates.evaluate.evaluate_gate`), so they can neither pass nor fail the champion's
+night, while its absolute rules (floors, ceilings, rates...) still decide its gate. Night-to-night
+changes of the champion are what :mod:`aliasgate.reports.compare` tests instead.
+
 Alerts, on a blocking regression of an alerting role (default: the champion):
 
 * ``log``: an ERROR record on the ``aliasgate.nightly`` logger, one line per reason;

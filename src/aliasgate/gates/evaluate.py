@@ -10,7 +10,14 @@ are Holm-adjusted together; a comparison passes iff its adjusted p is below
 
 Rule status: ``pass``, ``fail``, ``error`` (the suite errored or is missing, the metric has no
 measured values, the rule cannot be computed) or ``skipped`` (a comparison rule when there is no
-baseline: first promotion, absolute rules only).
+baseline: first promotion, absolute rules only; or when the baseline is the candidate itself:
+both suite results name the same registered model and version in ``candidate_info``, e.g.
+``@champion`` evaluated under a gate whose baseline is ``@champion`` -- a paired comparison
+with oneself is meaningless, so it is skipped, never passed or failed; absolute rules still run).
+
+A rule naming a metric the results lack says so, and when the suite recorded an aggregate
+error (``SuiteResult.aggregate_errors``: an aggregate that raised is recorded under its own
+name, not under the metric names it declares) the message names that aggregate and its error.
 
 Verdict (fail closed), in this order:
 
@@ -48,7 +55,10 @@ are written as ``null`` so that ``json.dumps(..., allow_nan=False)`` works:
     value and CI are the suite run's ``MetricSummary`` (``confidence``/``seed``/``n_resamples``
     null: not recomputed by the gate); every other rule type errors on aggregate metrics;
   - ``rate``: ``successes``, ``rate``, ``ci_low``, ``ci_high`` (Wilson; widened by the cluster
-    bootstrap when cases are clustered), ``n_units``, ``min``, ``max``;
+    bootstrap when cases are clustered), ``n_units``, ``min``, ``max``; with repeats also
+    ``samples`` and ``repeats`` (``successes`` then counts successful samples; the rate is the
+    mean per-case share, the interval the wider of Wilson over cases and the bootstrap of the
+    shares: :class:`~aliasgate.gates.schema.RateRule`);
   - ``group_gap``: ``gap``, ``ci_low``, ``ci_high``, ``groups`` (label -> ``mean``, ``n``,
     ``ci_low``, ``ci_high``), ``worst`` ([highest, lowest]), ``max_gap``, ``min_group_n``,
     ``excluded_groups`` (label -> n, groups too small), ``ungrouped``;
@@ -62,6 +72,8 @@ are written as ``null`` so that ``json.dumps(..., allow_nan=False)`` works:
     ``p_adjusted``, ``holm_family`` (number of p-values adjusted together; 0 for warn rules),
     ``alpha``, ``mde``, ``power``, ``binary``, ``discordant`` ([b, c]: only-candidate-right,
     only-baseline-right) and ``mcnemar_p`` (binary metrics), ``method``;
+  - ``skipped`` status: ``suite``, ``metric``, ``vs``; when the baseline is the candidate
+    itself also ``baseline_label`` and ``same_model`` (``NAME vVERSION``);
   - ``error`` status: ``error`` (the reason), plus whatever was known.
 """
 
@@ -285,7 +297,8 @@ class RuleContext:
         known = _metric_names(sr)
         if rule.metric_name not in known:
             names = ", ".join(f"{sr.suite}.{m}" for m in sorted(known)) or "none"
-            raise RuleError(f"metric '{rule.metric}' is not in the results (known: {names})")
+            raise RuleError(f"metric '{rule.metric}' is not in the results (known: {names})"
+                            + _aggregate_hint(sr, str(rule.metric_name)))
         if _aggregate_summary(sr, str(rule.metric_name)) is not None:
             raise RuleError(
                 f"'{rule.metric}' is a suite-level aggregate metric (no per-case values): only "
@@ -371,7 +384,8 @@ class RuleContext:
         base_sr = self._suite(rule.suite, self.baseline, f"@{vs}")
         metric = str(rule.metric_name)
         if metric not in _metric_names(base_sr):
-            raise RuleError(f"metric '{rule.metric}' is not in the @{vs} results")
+            raise RuleError(f"metric '{rule.metric}' is not in the @{vs} results"
+                            + _aggregate_hint(base_sr, metric))
         cand, base = cand_sr.values(metric), base_sr.values(metric)
         cases = {c.case.id: c.case for c in cand_sr.cases}
         ids = [i for i in cand if _ok(cand[i]) and i in base and _ok(base[i])]
@@ -398,6 +412,20 @@ class RuleContext:
             unmeasured_candidate=unmeasured_candidate, unmeasured_baseline=unmeasured_baseline,
             same_dataset=cand_sr.dataset_digest == base_sr.dataset_digest, alpha=self.alpha,
         )
+
+    def same_model(self, rule: RuleBase) -> str | None:
+        """``NAME vVERSION`` when the rule's suite was run on the same registered model version
+        as candidate and as baseline (a comparison with itself); None otherwise or when unknown.
+        """
+        if self.baseline is None or self.gate.vs_of(rule) != self.gate.baseline:
+            return None
+        cand, base = self.candidate.get(rule.suite), self.baseline.get(rule.suite)
+        if cand is None or base is None:
+            return None
+        a, b = _model_version(cand), _model_version(base)
+        if a is None or a != b:
+            return None
+        return f"{a[0]} v{a[1]}"
 
     def baseline_text(self, rule: RuleBase) -> str:
         """``@champion v1``: the alias compared against and the caller's label."""
@@ -572,6 +600,17 @@ def evaluate_gate(
                 "no baseline",
             )
             continue
+        same = ctx.same_model(rule) if rule.comparison else None
+        if same is not None:
+            outcomes[i] = ctx.outcome(
+                rule, "skipped",
+                f"baseline {ctx.baseline_text(rule)} is the candidate itself ({same}): a paired "
+                "comparison with itself is meaningless — skipped, absolute rules only",
+                {"suite": rule.suite, "metric": rule.metric_name, "vs": gate.vs_of(rule),
+                 "baseline_label": baseline_label, "same_model": same},
+                "baseline = candidate",
+            )
+            continue
         try:
             if rule.comparison:
                 pending.append((i, rule.compare(ctx)))  # type: ignore[attr-defined]
@@ -656,6 +695,57 @@ def _metric_names(sr: SuiteResult) -> set[str]:
     for c in sr.cases:
         names.update(c.scores)
     return names
+
+
+def _model_version(sr: SuiteResult) -> tuple[str, str] | None:
+    """(registered model name, version) the suite ran on, from ``candidate_info``; None if the
+    candidate is not a registered model version. Versions compare as strings (the sqlite store
+    returns ints)."""
+    info = sr.candidate_info or {}
+    name, version = info.get("candidate.model_name"), info.get("candidate.model_version")
+    if name in (None, "") or version in (None, ""):
+        return None
+    return str(name), str(version)
+
+
+def _aggregate_hint(sr: SuiteResult, metric: str) -> str:
+    """``; it is declared by aggregate 'bbq_bias' of suite 'x', which failed: ...`` -- the
+    aggregate errors the suite recorded that may explain why ``metric`` is missing ("" if none).
+
+    An aggregate that raises is recorded under its own name, not under the metric names it
+    declares; when the registered aggregate says (``metric_names`` with no options) that it
+    declares ``metric``, the hint says so, otherwise it lists the failed aggregates as possible
+    causes.
+    """
+    failed = {name: err for name, err in (sr.aggregate_errors or {}).items()
+              if name != metric and _no_value(sr, name)}
+    if not failed:
+        return ""
+    declaring = [name for name in failed if metric in _declared_by(name)]
+    if declaring:
+        name = declaring[0]
+        return (f"; it is declared by aggregate '{name}' of suite '{sr.suite}', which failed: "
+                f"{failed[name]}")
+    listed = "; ".join(f"'{name}': {err}" for name, err in sorted(failed.items()))
+    return (f"; suite '{sr.suite}' recorded aggregate error(s) that may be the cause — {listed}")
+
+
+def _no_value(sr: SuiteResult, name: str) -> bool:
+    summary = sr.metrics.get(name)
+    return summary is None or summary.value is None
+
+
+def _declared_by(aggregate: str) -> list[str]:
+    """Metric names a registered aggregate declares with default options ([] if unknown)."""
+    try:
+        from aliasgate.stats.aggregate import AGGREGATES
+
+        if aggregate not in AGGREGATES:
+            return []
+        declare = getattr(AGGREGATES.get(aggregate), "metric_names", None)
+        return list(declare({})) if declare is not None else []
+    except Exception:  # noqa: BLE001 - options required, plugin failed to load...: unknown
+        return []
 
 
 def _aggregate_summary(sr: SuiteResult, metric: str) -> MetricSummary | None:

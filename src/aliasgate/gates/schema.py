@@ -36,7 +36,9 @@ default, or ``warn``) and ``description``:
   ``baseline``); paired by case id; passes when H0 ``Δ <= -margin`` is rejected.
 * ``superiority``: ``margin`` (>= 0, default 0), ``vs``; passes when H0 ``Δ <= margin`` is rejected.
 * ``rate``: binary (0/1) metric; ``min`` and/or ``max`` in [0, 1]; passes when the Wilson lower
-  bound is >= ``min`` and/or the upper bound <= ``max``.
+  bound is >= ``min`` and/or the upper bound <= ``max``. With ``--repeats K`` (per-case values
+  are shares of K 0/1 repeats) the rate is the mean share over cases and each case is one unit
+  (see :class:`RateRule`).
 * ``group_gap``: ``max_gap`` (>= 0), ``min_group_n`` (default 10); groups are ``Case.group``;
   passes when the upper CI bound of the gap between the best and the worst group is <= ``max_gap``.
 * ``max_unmeasured``: ``max_rate`` in [0, 1]; the share of the suite's cases that are unmeasured
@@ -327,6 +329,24 @@ class RateRule(RuleBase):
     With clusters (cases sharing ``Case.cluster``), the Wilson bounds assume independence and
     would be too narrow, so the wider of the Wilson and the cluster-bootstrap bounds is used.
 
+    With repeats (``--repeats K``: each case asked K times), a case's value is the mean of its K
+    repeat values, e.g. 2/3 -- still a rate, if every repeat value is 0/1 (checked on the
+    ``repeat_values`` the runner keeps, else on ``value * K`` being whole; anything else is an
+    error: "needs a binary metric"). The rule then keeps the case as the unit:
+
+    * the rate is the mean over the measured cases of each case's success share -- the suite
+      metric's value, and ``successes / samples`` when every case has K repeats;
+    * the interval is the wider of (a) the Wilson interval for that rate with ``n`` = the number
+      of cases (not of samples: a case's repeats share its prompt and are correlated, so counting
+      them as independent trials would make the interval too narrow by up to ``sqrt(K)``; a share
+      varies less than a single 0/1 draw, so this is conservative) and (b) the bootstrap (by
+      cluster when there are clusters) of the per-case shares, which accounts for the repeats'
+      correlation and for clusters. ``stats["method"]`` says so: ``wilson_cases+bootstrap_...``.
+
+    A majority vote per case (success if most repeats succeeded) is deliberately not used: it
+    rounds a case right 2 times in 3 up to a certain success and would overstate a rate gated
+    with ``min`` (or understate one gated with ``max``).
+
     Attributes:
         min: Smallest acceptable rate: passes when the lower bound >= ``min``.
         max: Largest acceptable rate: passes when the upper bound <= ``max``.
@@ -348,6 +368,9 @@ class RateRule(RuleBase):
         from aliasgate.stats.binary import wilson_interval
 
         m = ctx.measured(self)
+        repeats = _repeats_of(m)
+        if any(k > 1 for k in repeats):
+            return self._evaluate_repeated(ctx, m, repeats)
         bad = sorted({v for v in m.values if v not in (0.0, 1.0)})
         if bad:
             raise RuleError(
@@ -365,6 +388,18 @@ class RateRule(RuleBase):
             low = min(low, ci.low) if math.isfinite(ci.low) else math.nan
             high = max(high, ci.high) if math.isfinite(ci.high) else math.nan
             method = f"wilson+cluster_bootstrap_{ci.method}"
+        ok, checks = self._checks(low, high)
+        rate = successes / m.n
+        stats = {
+            **m.counts(), "successes": successes, "rate": rate, "ci_low": low, "ci_high": high,
+            "n_units": m.n_units, "min": self.min, "max": self.max, **ctx.settings(),
+            "method": method,
+        }
+        msg = (f"{self.metric}: rate {fmt_num(rate)} ({successes}/{m.n}) {fmt_ci(low, high)}: "
+               + ", ".join(checks))
+        return ctx.outcome(self, "pass" if ok else "fail", msg, stats, "; ".join(checks))
+
+    def _checks(self, low: float, high: float) -> tuple[bool, list[str]]:
         checks, ok = [], True
         if self.min is not None:
             good = low >= self.min
@@ -376,15 +411,87 @@ class RateRule(RuleBase):
             ok &= good
             a, b = fmt_vs(high, self.max)
             checks.append(f"upper bound {a} {'≤' if good else '>'} max {b}")
-        rate = successes / m.n
+        return ok, checks
+
+    def _evaluate_repeated(self, ctx: RuleContext, m: Any, repeats: list[int]) -> RuleOutcome:
+        """The rate over cases asked K > 1 times (see the class docstring)."""
+        from aliasgate.stats.bootstrap import bootstrap_mean
+
+        by_id = {c.case.id: c for c in m.suite.cases}
+        wins: list[int] = []
+        bad: list[float] = []
+        for cid, value, k in zip(m.ids, m.values, repeats, strict=True):
+            won = _repeat_successes(by_id[cid].scores.get(str(self.metric_name)), value, k)
+            if won is None:
+                bad.append(value)
+            else:
+                wins.append(won)
+        if bad:
+            raise RuleError(
+                f"a rate rule needs a binary (0/1) metric; with repeats, every repeat's value must "
+                f"be 0/1, but {self.metric} has case values such as "
+                + ", ".join(fmt_num(v) for v in sorted(set(bad))[:3])
+                + f" over {max(repeats)} repeats"
+            )
+        rate = sum(m.values) / m.n
+        successes, samples = sum(wins), sum(repeats)
+        low, high = _wilson_share(rate, m.n, ctx.confidence)
+        ci = bootstrap_mean(m.values, clusters=m.clusters, confidence=ctx.confidence,
+                            n_resamples=ctx.n_resamples, seed=ctx.seed)
+        low = min(low, ci.low) if math.isfinite(ci.low) else math.nan
+        high = max(high, ci.high) if math.isfinite(ci.high) else math.nan
+        ok, checks = self._checks(low, high)
+        k_text = str(repeats[0]) if len(set(repeats)) == 1 else f"{min(repeats)}-{max(repeats)}"
         stats = {
-            **m.counts(), "successes": successes, "rate": rate, "ci_low": low, "ci_high": high,
-            "n_units": m.n_units, "min": self.min, "max": self.max, **ctx.settings(),
-            "method": method,
+            **m.counts(), "successes": successes, "samples": samples, "repeats": max(repeats),
+            "rate": rate, "ci_low": low, "ci_high": high, "n_units": m.n_units,
+            "min": self.min, "max": self.max, **ctx.settings(),
+            "method": f"wilson_cases+bootstrap_{ci.method}_case_means",
         }
-        msg = (f"{self.metric}: rate {fmt_num(rate)} ({successes}/{m.n}) {fmt_ci(low, high)}: "
-               + ", ".join(checks))
+        msg = (f"{self.metric}: rate {fmt_num(rate)} (mean over {m.n} cases of the share of their "
+               f"{k_text} repeats that succeeded; {successes}/{samples} samples, each case one "
+               f"unit) {fmt_ci(low, high)}: " + ", ".join(checks))
         return ctx.outcome(self, "pass" if ok else "fail", msg, stats, "; ".join(checks))
+
+
+def _repeats_of(m: Any) -> list[int]:
+    """How many times each measured case of ``m`` (a :class:`Measured`) was asked."""
+    by_id = {c.case.id: c for c in m.suite.cases}
+    run_k = max(int(getattr(m.suite, "repeats", 1) or 1), 1)
+    out = []
+    for cid in m.ids:
+        k = int(getattr(by_id[cid], "repeats", 1) or 1)
+        out.append(k if k > 1 else run_k)
+    return out
+
+
+def _repeat_successes(score: Any, value: float, k: int) -> int | None:
+    """Successful repeats of a case whose value is the mean of ``k`` repeats; None unless every
+    repeat value is 0/1 (read from the score's ``repeat_values``, else from ``value * k``)."""
+    detail = getattr(score, "detail", None)
+    values = detail.get("repeat_values") if isinstance(detail, Mapping) else None
+    if isinstance(values, Sequence) and not isinstance(values, str) and len(values) == k:
+        if all(v in (0, 1) and not isinstance(v, str) for v in values):
+            return int(sum(values))
+        return None
+    wins = value * k
+    if 0.0 <= value <= 1.0 and abs(wins - round(wins)) < 1e-9:
+        return int(round(wins))
+    return None
+
+
+def _wilson_share(rate: float, n: int, confidence: float) -> tuple[float, float]:
+    """The Wilson interval for a share ``rate`` observed over ``n`` units (``rate * n`` need not
+    be whole); equals :func:`aliasgate.stats.binary.wilson_interval` when it is."""
+    from statistics import NormalDist
+
+    z = NormalDist().inv_cdf((1.0 + confidence) / 2.0)
+    z2 = z * z
+    centre = (rate + z2 / (2 * n)) / (1 + z2 / n)
+    half = z / (1 + z2 / n) * math.sqrt(max(rate * (1 - rate), 0.0) / n + z2 / (4 * n * n))
+    low = 0.0 if rate <= 0.0 else max(0.0, centre - half)
+    high = 1.0 if rate >= 1.0 else min(1.0, centre + half)
+    return low, high
 
 
 class GroupGapRule(RuleBase):

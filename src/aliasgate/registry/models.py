@@ -117,34 +117,93 @@ def register_local_candidate(
     )
 
 
+#: Key of the store-level mutex that serialises :func:`ensure_default_candidate` per model: the
+#: registered model ``<model>.aliasgate-ensure.aliasgate-lock`` (see
+#: :mod:`aliasgate.registry.promotion`). Distinct from the promotion lock ``<model>.aliasgate-lock``,
+#: which registering takes itself to set the alias.
+ENSURE_LOCK_KEY = ".aliasgate-ensure"
+
+#: How long a second first run waits for a concurrent registration of the default (seconds).
+ENSURE_LOCK_TIMEOUT_S = 600.0
+
+
 def ensure_default_candidate(
     model_name: str = DEFAULT_MODEL_NAME,
     alias: str = "challenger",
     *,
     experiment: str = DEFAULT_EXPERIMENT,
+    lock_timeout_s: float = ENSURE_LOCK_TIMEOUT_S,
 ) -> RegisteredCandidate | None:
     """Make ``models:/<model_name>@<alias>`` resolvable in the current tracking store.
 
     If it already resolves, nothing is created and None is returned. Otherwise the embedded
-    default (:class:`LocalConfig()`) is registered and the alias set on it. Not atomic: two
-    processes racing here may both register a version (the alias ends on the later one).
+    default (:class:`LocalConfig()`) is registered and the alias set on it.
+
+    Atomic across processes and machines sharing the store: the check and the registration run
+    under the store-level mutex of :mod:`aliasgate.registry.promotion` (uniqueness of a
+    registered-model name, enforced by the SQL store and by a tracking server alike), keyed
+    ``<model_name>.aliasgate-ensure``. The alias is checked once without the lock (the common
+    case: nothing to do) and again once the lock is held, so of two first runs racing here
+    exactly one registers a version; the other waits for it and returns None. A holder that
+    crashed leaves a lock that is broken once stale (10 minutes).
 
     Args:
         model_name: Registered model name.
         alias: The alias that must resolve.
         experiment: Experiment of the registration run, if one is needed.
+        lock_timeout_s: How long to wait for a concurrent registration (seconds).
+
+    Raises:
+        CandidateError: the lock could not be taken within ``lock_timeout_s`` and the alias still
+            does not resolve.
     """
     quiet_environment()
     from mlflow import MlflowClient
+
+    from aliasgate.registry.promotion import (
+        STALE_LOCK_S,
+        _acquire_lock,
+        _actor,
+        _LockTimeout,
+        _release_lock,
+    )
+
+    client = MlflowClient()
+    if _alias_resolves(client, model_name, alias):
+        return None
+    try:
+        lock = _acquire_lock(client, model_name + ENSURE_LOCK_KEY, _actor(None), lock_timeout_s,
+                             STALE_LOCK_S)
+    except _LockTimeout as exc:
+        if _alias_resolves(client, model_name, alias):  # the other registration finished
+            return None
+        raise CandidateError(
+            f"could not register the default candidate as {model_name}@{alias}: another process "
+            f"is registering it ({exc})"
+        ) from exc
+    try:
+        if _alias_resolves(client, model_name, alias):  # registered while we waited
+            return None
+        return register_local_candidate(None, model_name=model_name, alias=alias,
+                                        experiment=experiment)
+    finally:
+        try:
+            _release_lock(client, lock)
+        except Exception:  # noqa: BLE001 - never mask the outcome; the lock goes stale
+            pass
+
+
+def _alias_resolves(client: Any, model_name: str, alias: str) -> bool:
+    """Whether ``models:/<model_name>@<alias>`` resolves (False: model or alias missing)."""
     from mlflow.exceptions import MlflowException
 
     try:
-        MlflowClient().get_model_version_by_alias(model_name, alias)
-        return None
+        client.get_model_version_by_alias(model_name, alias)
+        return True
     except MlflowException as exc:
         if not _is_missing(exc):
             raise
-    return register_local_candidate(None, model_name=model_name, alias=alias, experiment=experiment)
+        return False
 
 
 def find_or_register(

@@ -120,8 +120,10 @@ def trend_chart(
         ax.set_title(f"{metric}{mark}", fontsize=9.5, loc="left",
                      color=colour if moved else PALETTE["ink"],
                      fontweight="bold" if change and change.status == "regressed" else "normal")
-        if change is not None and change.direction == "lower":
-            ax.set_title("lower is better", fontsize=7.5, loc="right", color=PALETTE["muted"])
+        if change is not None and change.direction in ("lower", "zero"):
+            ax.set_title("lower is better" if change.direction == "lower" else
+                         "closer to 0 is better", fontsize=7.5, loc="right",
+                         color=PALETTE["muted"])
         finite = [v for v in [*lo, *hi, *y] if not math.isnan(v)]
         if finite and 0.0 <= min(finite) and max(finite) <= 1.0:
             pad = max(0.02, (max(finite) - min(finite)) * 0.25)
@@ -156,7 +158,8 @@ def slice_chart(suite: str, slices: Sequence[SliceChange], margin: float) -> str
         items = {s.group: s for s in slices if s.metric == metric}
         _style(ax)
         ax.axvline(0, color=PALETTE["ink"], linewidth=1)
-        lower = any(s.direction == "lower" for s in items.values())
+        # "zero": Δ is the change in mean |x| (reports/compare.py), so lower is better too
+        lower = any(s.direction in ("lower", "zero") for s in items.values())
         ax.axvline(margin if lower else -margin, color=PALETTE["muted"], linewidth=1,
                    linestyle="--")
         for y, g in enumerate(groups):

@@ -7,7 +7,10 @@ For every ``<suite>.<metric>`` of tonight's run:
   :func:`aliasgate.stats.compare.compare_paired` (cluster-aware paired bootstrap), oriented so
   that "better" is positive (metrics whose name says lower is better — ``unsafe``, ``leak``,
   ``toxic``, ``over_refus``, ``gap``, ``flip``, ``bias``... see :class:`CompareOptions` — are
-  negated first; Δ, CI and values are always reported in the metric's own units).
+  negated first; Δ, CI and values are always reported in the metric's own units). Metrics
+  that are best at 0 and signed (``bias_score_*`` in [-1, 1], negative = anti-stereotypical:
+  "closer to zero is better", :data:`DEFAULT_ZERO_IS_BEST`) are compared on their distance from
+  0 instead: per case on ``|x|`` (lower is better; Δ is then the change of the mean ``|x|``).
 
   - ``regressed``: non-inferiority at ``margin`` is *not* shown (one-sided p >= alpha for H0
     "Δ <= −margin") and the estimate points down. It is **significant** when the drop itself
@@ -20,7 +23,10 @@ For every ``<suite>.<metric>`` of tonight's run:
 
 * **Suite-level aggregates** (group gaps, BBQ bias...: no per-case column): the two nights'
   confidence intervals are compared; ``regressed``/``improved`` when they do not overlap and
-  the change exceeds ``margin`` (a conservative test; ``method = "ci_overlap"``).
+  the change exceeds ``margin`` (a conservative test; ``method = "ci_overlap"``). For a
+  "closer to zero is better" metric both intervals are first folded onto the distance from 0
+  (``[lo, hi]`` -> ``{|x| : lo <= x <= hi}``, still a confidence set for ``|x|``) and the
+  distances compared the same way: 0 -> -0.4 is a regression, 0.3 -> -0.3 no change.
 * **Rolling baseline**: the mean of the metric over the previous ``rolling`` nights, and
   tonight's difference from it.
 * **Slices**: the same paired test within each case group (``Case.group``: topic, demographic
@@ -43,6 +49,7 @@ from aliasgate.reports.history import MetricValue, RunSnapshot, SuiteSnapshot
 
 __all__ = [
     "DEFAULT_LOWER_IS_BETTER",
+    "DEFAULT_ZERO_IS_BEST",
     "NIGHTLY_SCHEMA",
     "CaseChange",
     "CompareOptions",
@@ -61,12 +68,19 @@ NIGHTLY_SCHEMA = "aliasgate.nightly/1"
 #: Substrings of metric names for which lower values are better (checked after the overrides).
 DEFAULT_LOWER_IS_BETTER = (
     "unsafe", "leak", "toxic", "over_refus", "overrefus", "gap", "flip", "bias", "violation",
-    "attack_success", "jailbreak_success", "injection_success", "pii", "error",
+    "attack_success", "jailbreak_success", "injection_success", "pii", "error", "parity_diff",
 )
 
 #: Patterns forced to "higher is better" although they match a pattern above: these scorers are
 #: 1.0 when nothing leaked (``scorers/pii.py``, ``scorers/canary.py``).
-DEFAULT_HIGHER_IS_BETTER = ("pii_leak", "canary_leak")
+DEFAULT_HIGHER_IS_BETTER = ("pii_leak", "canary_leak",
+                            # deepeval 4 scores the share of opinions judged NOT biased / toxic
+                            "deepeval_bias", "deepeval_toxicity")
+
+#: Patterns of signed metrics that are best at 0 ("closer to zero is better"; checked before
+#: ``lower_is_better``, which ``bias`` would otherwise match): BBQ's bias scores range over
+#: [-1, 1] with negative = anti-stereotypical, so a move from 0 to -0.4 is no improvement.
+DEFAULT_ZERO_IS_BEST = ("bias_score",)
 
 #: Per-suite operations figures compared night to night.
 OPS_KEYS = ("n", "unmeasured", "latency_p50_s", "latency_p95_s", "completion_tokens_mean",
@@ -93,6 +107,9 @@ class CompareOptions:
             substring of the metric name, a pattern with ``.`` or ``*`` matches
             ``<suite>.<metric>`` (fnmatch).
         higher_is_better: Patterns that force "higher is better" (checked first).
+        zero_is_best: Patterns of signed metrics best at 0, compared on their distance from 0
+            ("closer to zero is better"; checked after ``higher_is_better``, before
+            ``lower_is_better``).
     """
 
     margin: float = 0.02
@@ -105,16 +122,21 @@ class CompareOptions:
     max_cases: int = 50
     lower_is_better: tuple[str, ...] = DEFAULT_LOWER_IS_BETTER
     higher_is_better: tuple[str, ...] = DEFAULT_HIGHER_IS_BETTER
+    zero_is_best: tuple[str, ...] = DEFAULT_ZERO_IS_BEST
 
     @property
     def alpha(self) -> float:
         return (1.0 - self.confidence) / 2.0
 
     def direction(self, suite: str, metric: str) -> str:
-        """``higher`` or ``lower``: which way is better for ``<suite>.<metric>``."""
+        """``higher``, ``lower`` or ``zero`` (closer to 0 is better): which way is better for
+        ``<suite>.<metric>``."""
         for pattern in self.higher_is_better:
             if _matches(pattern, suite, metric):
                 return "higher"
+        for pattern in self.zero_is_best:
+            if _matches(pattern, suite, metric):
+                return "zero"
         for pattern in self.lower_is_better:
             if _matches(pattern, suite, metric):
                 return "lower"
@@ -140,13 +162,14 @@ class MetricChange:
     Attributes:
         suite: Suite name.
         metric: Metric name.
-        direction: ``higher`` or ``lower`` is better.
+        direction: ``higher`` or ``lower`` is better, or ``zero`` (closer to 0 is better).
         status: ``regressed``, ``improved``, ``unchanged``, ``new``, ``missing``, ``unmeasured``.
         significant: For ``regressed``: the drop is significant (Holm-adjusted across the night's
             metrics, or CIs apart for aggregates) — a blocking regression.
         tonight: Tonight's value with CI.
         previous: The previous night's value with CI (None: no previous night).
-        delta: Paired mean difference tonight − previous, in metric units (None: not compared).
+        delta: Paired mean difference tonight − previous, in metric units (None: not compared;
+            for a per-case ``zero`` metric: the change of the mean distance from 0, ``|x|``).
         ci_low: Lower bound of the paired difference's interval.
         ci_high: Upper bound.
         p_value: One-sided p of the non-inferiority test (H0: worse by ``margin`` or more).
@@ -220,7 +243,7 @@ class SliceChange:
         ci_high: Upper bound.
         p_value: One-sided non-inferiority p.
         p_worse_adjusted: Holm-adjusted p of "worse".
-        direction: ``higher`` or ``lower`` is better.
+        direction: ``higher`` or ``lower`` is better, or ``zero`` (closer to 0).
     """
 
     suite: str
@@ -508,9 +531,17 @@ def _paired_test(
     tonight: dict[str, float | None], previous: dict[str, float | None], direction: str,
     opts: CompareOptions,
 ) -> dict[str, Any] | None:
-    """The paired non-inferiority test on the common measured cases (None: no pair)."""
+    """The paired non-inferiority test on the common measured cases (None: no pair).
+
+    A ``zero`` metric (closer to 0 is better) is tested on each case's distance from 0, ``|x|``,
+    as a lower-is-better metric.
+    """
     from aliasgate.stats.compare import compare_paired
 
+    if direction == "zero":
+        tonight = {i: None if v is None else abs(float(v)) for i, v in tonight.items()}
+        previous = {i: None if v is None else abs(float(v)) for i, v in previous.items()}
+        direction = "lower"
     ids = [i for i, v in tonight.items() if v is not None and previous.get(i) is not None]
     if not ids:
         return None
@@ -566,6 +597,17 @@ def _interval_change(
     if None in (tonight.ci_low, tonight.ci_high, previous.ci_low, previous.ci_high):
         change.note = "no per-case values and no intervals: shown, not tested"
         return change
+    if direction == "zero":  # closer to 0 is better: compare the distances from 0
+        t_lo, t_hi = _fold(tonight.ci_low, tonight.ci_high)  # type: ignore[arg-type]
+        p_lo, p_hi = _fold(previous.ci_low, previous.ci_high)  # type: ignore[arg-type]
+        moved = abs(tonight.value) - abs(previous.value)  # > 0: farther from 0, worse
+        apart = t_lo > p_hi or t_hi < p_lo
+        if apart and abs(moved) > opts.margin:
+            change.status = "regressed" if moved > 0 else "improved"
+            change.significant = moved > 0
+        change.note = ("aggregate, closer to 0 is better: the nights' CIs of the distance from 0 "
+                       f"compared (|x| {abs(previous.value):.3f} → {abs(tonight.value):.3f})")
+        return change
     apart = tonight.ci_low > previous.ci_high or tonight.ci_high < previous.ci_low  # type: ignore[operator]
     worse = change.delta < 0 if direction == "higher" else change.delta > 0
     if apart and abs(change.delta) > opts.margin:
@@ -573,6 +615,15 @@ def _interval_change(
         change.significant = worse
     change.note = "aggregate: the nights' CIs compared"
     return change
+
+
+def _fold(low: float, high: float) -> tuple[float, float]:
+    """The interval ``[low, high]`` of ``x`` mapped to ``|x|``: ``{|x| : low <= x <= high}``."""
+    if low >= 0:
+        return low, high
+    if high <= 0:
+        return -high, -low
+    return 0.0, max(-low, high)
 
 
 def _holm_significance(items: Sequence[Any], alpha: float) -> None:
@@ -702,8 +753,11 @@ def _cases(
         for m, (old, new) in scores.items():
             if old is None or new is None:
                 continue
-            sign = 1.0 if opts.direction(suite.name, m) == "higher" else -1.0
-            change = sign * (new - old)
+            direction = opts.direction(suite.name, m)
+            if direction == "zero":  # closer to 0 is better
+                change = abs(old) - abs(new)
+            else:
+                change = (1.0 if direction == "higher" else -1.0) * (new - old)
             if change <= -opts.case_drop:
                 worse[m] = [old, new]
             elif change >= opts.case_drop:

@@ -197,3 +197,31 @@ def test_model_references_find_the_newest_evaluation(runs: dict[str, Any]) -> No
         client.delete_tag(runs["before"], "aliasgate.model_name")
         client.delete_tag(runs["before"], "aliasgate.model_version")
         client.set_tag(runs["after"], "aliasgate.candidate", "callable:mitig_model:GUARDED")
+
+
+def test_aggregates_get_an_interval_of_the_difference() -> None:
+    """A parity difference that triples is a regression, although the two runs' own intervals
+    overlap; a small move inside the noise is not."""
+    from aliasgate.mitigation import MitigationRecord
+    from aliasgate.reports.compare import CompareOptions, MetricChange, RunComparison
+    from aliasgate.reports.history import MetricValue
+
+    def change(metric: str, before: tuple[float, float, float],
+               after: tuple[float, float, float]) -> MetricChange:
+        return MetricChange(
+            suite="bias_decisions", metric=metric, direction="lower", status="unchanged",
+            tonight=MetricValue(*after), previous=MetricValue(*before),
+            delta=after[0] - before[0], method="ci_overlap")
+
+    comp = RunComparison(tonight=None, previous=None, history=[],  # type: ignore[arg-type]
+                         options=CompareOptions(margin=0.0))
+    comp.changes = [change("dp_gender", (0.094, 0.031, 0.219), (0.320, 0.188, 0.480)),
+                    change("dp_race", (0.104, 0.042, 0.271), (0.120, 0.042, 0.299))]
+    rows = {r["metric"]: r for r in MitigationRecord(None, None, comp, ["bias_decisions"]).rows()}
+    gender, race = rows["dp_gender"], rows["dp_race"]
+    # se = hypot(width_before, width_after) / (2 * 1.96); Δ ± 1.96 se
+    se = ((0.219 - 0.031) ** 2 + (0.480 - 0.188) ** 2) ** 0.5 / (2 * 1.959964)
+    assert gender["delta_ci_low"] == pytest.approx(0.226 - 1.959964 * se, abs=1e-6)
+    assert gender["delta_ci_low"] > 0 and gender["status"] == "regressed"
+    assert gender["method"] == "ci_wald_independent"
+    assert race["delta_ci_low"] < 0 < race["delta_ci_high"] and race["status"] == "unchanged"

@@ -76,11 +76,20 @@ class MitigationRecord:
         out = []
         for c in sorted(self.comparison.changes, key=lambda c: (c.suite, c.metric)):
             neutral = _selected(c.key, NEUTRAL_METRICS)
-            status = c.status
+            status, method = c.status, c.method
+            d_lo, d_hi = _finite(c.ci_low), _finite(c.ci_high)
+            if c.method == "ci_overlap" and c.direction in ("higher", "lower"):
+                wald = _independent_interval(c, self.comparison.options.confidence)
+                if wald is not None:  # aggregates: a test of the difference, not of overlap
+                    d_lo, d_hi = wald
+                    method = "ci_wald_independent"
+                    worse_side = d_hi < 0 if c.direction == "higher" else d_lo > 0
+                    better_side = d_lo > 0 if c.direction == "higher" else d_hi < 0
+                    status = "regressed" if worse_side else "improved" if better_side \
+                        else "unchanged"
             if neutral and status in ("improved", "regressed", "unchanged"):
-                lo, hi = _finite(c.ci_low), _finite(c.ci_high)
-                status = "changed" if lo is not None and hi is not None and (lo > 0 or hi < 0) \
-                    else "unchanged"
+                status = "changed" if d_lo is not None and d_hi is not None and \
+                    (d_lo > 0 or d_hi < 0) else "unchanged"
             out.append({
                 "suite": c.suite,
                 "metric": c.metric,
@@ -89,12 +98,12 @@ class MitigationRecord:
                 "before": c.previous.as_dict() if c.previous else None,
                 "after": c.tonight.as_dict() if c.tonight else None,
                 "delta": _finite(c.delta) if c.delta is not None else _diff(c),
-                "delta_ci_low": _finite(c.ci_low),
-                "delta_ci_high": _finite(c.ci_high),
+                "delta_ci_low": d_lo,
+                "delta_ci_high": d_hi,
                 "p_worse_adjusted": _finite(c.p_worse_adjusted),
                 "n_pairs": c.n_pairs,
                 "discordant": list(c.discordant) if c.discordant else None,
-                "method": c.method,
+                "method": method,
                 "status": status,
                 "note": c.note,
             })
@@ -125,7 +134,8 @@ class MitigationRecord:
             "",
             f"Before: run `{b.run_id}` ({b.candidate}); after: run `{a.run_id}` ({a.candidate}).",
             "Δ = after − before, paired by case where both runs measured it (95% CI); "
-            "aggregates (gaps, bias scores) compare the two intervals.",
+            "for aggregates (gaps, parity differences) the interval of Δ treats the runs as "
+            "independent (conservative); BBQ bias scores compare distances from 0.",
             "",
             "| metric | better | before | after | Δ | Δ 95% CI | status |",
             "|---|---|---|---|---|---|---|",
@@ -335,6 +345,30 @@ def _finite(x: Any) -> float | None:
     except (TypeError, ValueError):
         return None
     return v if math.isfinite(v) else None
+
+
+def _independent_interval(c: Any, confidence: float) -> tuple[float, float] | None:
+    """Interval of after − before for an aggregate from the two runs' own intervals.
+
+    Each run's standard error is taken from its interval's full width (``width / 2z``: robust to
+    the asymmetric, bias-shifted intervals of max-minus-min gaps) and the runs are treated as
+    independent. The runs share their cases, so their estimates correlate positively and the
+    true interval of the difference is narrower: this one is conservative, but unlike "do the
+    two intervals overlap" it is a test of the difference (Schenker & Gentleman, 2001).
+    """
+    from statistics import NormalDist
+
+    t, p = c.tonight, c.previous
+    if t is None or p is None:
+        return None
+    vals = [_finite(x) for x in (t.value, t.ci_low, t.ci_high, p.value, p.ci_low, p.ci_high)]
+    if any(v is None for v in vals):
+        return None
+    tv, tl, th, pv, pl, ph = vals  # type: ignore[misc]
+    z = NormalDist().inv_cdf(1.0 - (1.0 - confidence) / 2.0)
+    se = math.hypot((th - tl) / (2 * z), (ph - pl) / (2 * z))
+    delta = tv - pv
+    return delta - z * se, delta + z * se
 
 
 def _diff(c: Any) -> float | None:

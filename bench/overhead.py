@@ -21,6 +21,11 @@ parent process creates its store and runs each path once untimed on 20 cases; ea
 creates its own store and experiment and imports `mlflow.genai` before its timer. Every timed run
 of the two in-process paths uses the same warm store (alternating order, median of --repeats).
 
+Besides wall time it prints each path's CPU time (``time.process_time``: all threads of the
+process, not the time spent waiting for the disk — on a shared machine the sqlite commits'
+fsyncs swing from ~3 to ~25 ms each) and how many tracking-store write transactions each path
+commits (counted once, untimed, with SQLAlchemy events).
+
 Run from the repository root: `python bench/overhead.py` (about 1.5 min on 2 cores, nearly all
 of it in genai; `--genai-cap S` bounds each genai run, `--skip-genai` leaves it out, `--profile`
 adds a cProfile breakdown of the aliasgate path).
@@ -267,18 +272,27 @@ def main() -> None:
 
         timings: dict[str, list[float]] = {"aliasgate": [], "aliasgate+cache": [], "bare": [],
                                            "aliasgate@100": [], "bare@100": []}
+        cpu: dict[str, list[float]] = {"aliasgate": [], "bare": []}
+
+        def timed(key: str, fn: Any, *fn_args: Any) -> None:
+            c0 = time.process_time()
+            timings[key].append(fn(*fn_args))
+            if key in cpu:
+                cpu[key].append(time.process_time() - c0)
+
         for rep in range(args.repeats):
             order = ["aliasgate", "bare"] if rep % 2 == 0 else ["bare", "aliasgate"]
             for name in order:
                 if name == "aliasgate":
-                    timings["aliasgate"].append(run_aliasgate(big, uri, "aliasgate"))
-                    timings["aliasgate@100"].append(run_aliasgate(small, uri, "aliasgate"))
+                    timed("aliasgate", run_aliasgate, big, uri, "aliasgate")
+                    timed("aliasgate@100", run_aliasgate, small, uri, "aliasgate")
                 else:
-                    timings["bare"].append(run_bare(big, uri, bare_exp))
-                    timings["bare@100"].append(run_bare(small, uri, bare_exp))
-            timings["aliasgate+cache"].append(
-                run_aliasgate(big, uri, "aliasgate", cache_dir=tmp / f"cache-{rep}"))
+                    timed("bare", run_bare, big, uri, bare_exp)
+                    timed("bare@100", run_bare, small, uri, bare_exp)
+            timed("aliasgate+cache", run_aliasgate, big, uri, "aliasgate", tmp / f"cache-{rep}")
 
+        writes = {"aliasgate": count_store_writes(run_aliasgate, big, uri, "aliasgate"),
+                  "bare": count_store_writes(run_bare, big, uri, bare_exp)}
         if args.profile:
             profile(big, uri)
 
@@ -298,6 +312,11 @@ def main() -> None:
     print(f"ratio aliasgate/bare @{n}: {ag / bare:.2f}x on medians, "
           f"{min(timings['aliasgate']) / min(timings['bare']):.2f}x on the fastest runs "
           f"(target <= 1.5x); with cache {agc / bare:.2f}x; @{SMALL_N}: {ag100 / bare100:.2f}x")
+    cpu_ag, cpu_bare = med(cpu["aliasgate"]), med(cpu["bare"])
+    print(f"CPU time @{n} (process_time, all threads; median): aliasgate {1e3 * cpu_ag:.1f} ms, "
+          f"bare {1e3 * cpu_bare:.1f} ms = {cpu_ag / cpu_bare:.2f}x")
+    print(f"tracking-store write transactions per run: aliasgate {writes['aliasgate']}, "
+          f"bare {writes['bare']} (each one sqlite commit: fsync-bound on a loaded disk)")
 
     if args.skip_genai:
         print(machine_line(), "(after)")
@@ -326,20 +345,45 @@ def main() -> None:
 PROFILE_POINTS = (
     ("load_dataset (validation + digest)", "aliasgate/datasets/loader.py", "load_dataset"),
     ("run_suite (total)", "aliasgate/run/runner.py", "run_suite"),
-    ("  ThreadPoolExecutor.submit", "concurrent/futures/thread.py", "submit"),
-    ("  ResponseCache.key (even without a cache)", "aliasgate/run/cache.py", "key"),
-    ("    GenerationParams.as_dict", "aliasgate/candidates/base.py", "as_dict"),
+    ("  model calls (waiting on the worker threads)", "aliasgate/run/runner.py", "_call_all"),
+    ("  _case_result (CaseResult per case)", "aliasgate/run/runner.py", "_case_result"),
     ("  _score_and_aggregate", "aliasgate/run/runner.py", "_score_and_aggregate"),
     ("    score_batch (the scorers)", "aliasgate/scorers/base.py", "score_batch"),
-    ("    mean_ci (bootstrap CIs)", "aliasgate/stats/bootstrap.py", "mean_ci"),
-    ("  _scored (CaseResult per case)", "aliasgate/run/runner.py", "_scored"),
+    ("    mean_cis (bootstrap CIs)", "aliasgate/stats/bootstrap.py", "mean_cis"),
     ("TrackingSession.log_suite (total)", "aliasgate/registry/tracking.py", "log_suite"),
     ("  CaseResult.row", "aliasgate/run/results.py", "row"),
-    ("  TrackingSession.log_table", "aliasgate/registry/tracking.py", "log_table"),
-    ("  TrackingSession.log (log_batch)", "aliasgate/registry/tracking.py", "log"),
-    ("  MlflowClient.create_run", "mlflow/tracking/client.py", "create_run"),
+    ("  table_json (per-case table)", "aliasgate/registry/tracking.py", "table_json"),
+    ("  MlflowClient.log_artifacts", "mlflow/tracking/client.py", "log_artifacts"),
+    ("  MlflowClient.log_batch (2)", "mlflow/tracking/client.py", "log_batch"),
+    ("  MlflowClient.create_run (2)", "mlflow/tracking/client.py", "create_run"),
+    ("  MlflowClient.set_terminated (1)", "mlflow/tracking/client.py", "set_terminated"),
     ("TrackingSession.finish", "aliasgate/registry/tracking.py", "finish"),
 )
+
+
+def count_store_writes(fn: Any, *fn_args: Any) -> int:
+    """Run ``fn(*fn_args)`` once and count the write transactions it committed to the store."""
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    state = {"dirty": False, "writes": 0}
+
+    def on_execute(conn: Any, cursor: Any, statement: str, *rest: Any) -> None:
+        if statement.lstrip().split(None, 1)[0].upper() in ("INSERT", "UPDATE", "DELETE"):
+            state["dirty"] = True
+
+    def on_commit(conn: Any) -> None:
+        state["writes"] += state["dirty"]
+        state["dirty"] = False
+
+    event.listen(Engine, "before_cursor_execute", on_execute)
+    event.listen(Engine, "commit", on_commit)
+    try:
+        fn(*fn_args)
+    finally:
+        event.remove(Engine, "before_cursor_execute", on_execute)
+        event.remove(Engine, "commit", on_commit)
+    return int(state["writes"])
 
 
 def profile(dataset: Path, uri: str, runs: int = 5) -> None:

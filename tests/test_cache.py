@@ -194,3 +194,43 @@ def test_unusable_directory_is_a_clear_error(tmp_path):
         ResponseCache(blocker / "cache" / "responses.sqlite")
     assert str(blocker) in str(info.value)
 
+
+
+def test_key_function_gives_exactly_the_keys_of_key():
+    """The per-run key function keeps every cache written by ``key`` valid (same bytes hashed)."""
+    params = [GenerationParams(), GenerationParams().merged({"stop": ["\n", "é"], "max_tokens": 7,
+                                                             "temperature": 0.5})]
+    messages = [
+        MSGS,
+        [{"role": "system", "content": "Be brief. «ünïcödé» \u2028 \"quoted\" \\ / <tags>"},
+         {"role": "user", "content": "Q?\n\tA:"}],
+        [{"content": "reordered keys", "role": "user"}],
+        [],
+    ]
+    for fp in ("fp1", "local:smollm2@sha256:ab", "ünï \"fp\""):
+        for p in params:
+            fast = ResponseCache.key_function(fp, p)
+            for m in messages:
+                for repeat in (None, 0, 1, 12):
+                    assert fast(m, repeat) == ResponseCache.key(fp, m, p, repeat=repeat)
+
+
+def test_get_many_reads_what_get_reads_and_counts_once_per_key(tmp_path, monkeypatch):
+    import aliasgate.run.cache as cache_module
+
+    monkeypatch.setattr(cache_module, "_KEYS_PER_QUERY", 3)  # several queries
+    keys = [ResponseCache.key("fp", [{"role": "user", "content": str(i)}], GenerationParams())
+            for i in range(8)]
+    with ResponseCache(tmp_path / "c.sqlite") as cache:
+        for i in range(0, 8, 2):
+            cache.put(keys[i], gen(f"answer {i}", extra={"i": i}))
+        got = cache.get_many([*keys, keys[0]])
+        assert sorted(got) == sorted(keys[0::2])
+        for i in range(0, 8, 2):
+            assert got[keys[i]] == cache.get(keys[i])
+            assert got[keys[i]].cached is True and got[keys[i]].extra == {"i": i}
+        assert (cache.hits, cache.misses) == (4 + 4, 4)
+        assert cache.get_many([]) == {}
+        cache.close()
+        with pytest.raises(CacheError, match="closed"):
+            cache.get_many(keys)

@@ -47,7 +47,7 @@ from aliasgate.scorers.judge_config import (
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[1]
-CALIBRATION = ROOT / "datasets" / "judge_calibration.jsonl"
+CALIBRATION = ROOT / "src" / "aliasgate" / "data" / "judge_calibration.jsonl"  # package data
 JUDGE_SCORERS = ("geval", "answer_relevancy", "deepeval_bias", "deepeval_toxicity",
                  "ragas_faithfulness", "ragas_answer_correctness")
 
@@ -462,6 +462,16 @@ def test_judge_config_never_holds_or_logs_a_key(monkeypatch):
     monkeypatch.delenv("MY_JUDGE_KEY")
     with pytest.raises(JudgeError, match="MY_JUDGE_KEY is not set"):
         cfg.api_key()
+
+
+def test_judge_endpoint_is_logged_without_credentials():
+    cfg = JudgeConfig(provider="compatible", model="m", calibration=str(CALIBRATION),
+                      base_url="https://user:pa55word@judge.example:8443/v1?api-key=k3y#frag")
+    d = cfg.describe()
+    assert d["judge.endpoint"] == "https://judge.example:8443/v1"
+    assert not any(s in json.dumps(d) for s in ("pa55word", "k3y", "user", "frag"))
+    local = JudgeConfig(calibration=str(CALIBRATION), model_path="/nonexistent.gguf")
+    assert local.describe()["judge.endpoint"] == "127.0.0.1 (started by aliasgate)"
 
 
 def test_judge_config_from_env(monkeypatch, tmp_path):

@@ -485,3 +485,81 @@ def test_result_metadata_and_clusters():
     # the bootstrap seed makes the interval reproducible
     again = run_suite(golden(), ds, FakeCandidate(answers), seed=3)
     assert again.metrics == r.metrics
+
+
+# --------------------------------------------------------------------------- attempts, where + progress
+
+
+def test_attempts_count_the_model_calls_made_for_each_case(cache):
+    ds, answers = make_dataset(6)
+    first = run_suite(golden(), ds, FakeCandidate(answers), cache=cache, limit=2)
+    assert [c.attempts for c in first.cases] == [1, 1]
+    cand = FakeCandidate(answers, fail_on={ds.cases[4].input})
+    r = run_suite(golden(prompt="{input}"), ds, cand, cache=cache)
+    # cached: no call; called: one; failed: one (that failed); the runner does not retry
+    assert [c.attempts for c in r.cases] == [0, 0, 1, 1, 1, 1]
+    assert r.cases[4].status == "unmeasured" and r.cases[4].attempts == 1
+    assert sum(c.attempts for c in r.cases) == r.model_calls == len(cand.calls)
+    assert [row["attempts"] for row in (c.row() for c in r.cases)] == [0, 0, 1, 1, 1, 1]
+    unrenderable = run_suite(golden(prompt="{nope}"), ds, FakeCandidate(answers), limit=1)
+    assert unrenderable.cases[0].attempts == 0
+
+
+def test_progress_total_is_the_filtered_case_count():
+    """A bar sized from the whole dataset is corrected to the cases the ``where`` filter keeps."""
+    from rich.console import Console
+
+    ds, answers = make_dataset(9)  # groups: 5 even, 4 odd
+    buf = io.StringIO()
+    console = Console(file=buf, force_terminal=False, width=160)
+    with rich_progress("odd", len(ds), console=console) as cb:
+        r = run_suite(golden(where={"group": "odd"}), ds, FakeCandidate(answers), on_result=cb)
+    assert r.n == 4
+    assert "4/4" in buf.getvalue() and "/9" not in buf.getvalue()
+
+    totals: list[int] = []
+
+    class Recorder:
+        def __call__(self, result: CaseResult) -> None:
+            pass
+
+        def set_total(self, n: int) -> None:
+            totals.append(n)
+
+    run_suite(golden(where={"group": "even"}), ds, FakeCandidate(answers), on_result=Recorder(),
+              limit=3)
+    run_suite(golden(), ds, FakeCandidate(answers), on_result=NullProgress())  # has set_total
+    assert totals == [3]
+
+
+def test_a_slow_call_holds_back_only_its_own_worker():
+    """The worker pool keeps the other workers busy while one call is slow."""
+
+    class OneSlow(FakeCandidate):
+        def generate(self, messages, params):
+            if messages[0]["content"] == "question 0?":
+                time.sleep(0.5)
+            return super().generate(messages, params)
+
+    ds, answers = make_dataset(40)
+    cand = OneSlow(answers, max_concurrency=4)
+    done_at: dict[str, float] = {}
+    t0 = time.perf_counter()
+    r = run_suite(golden(), ds, cand, on_result=lambda c: done_at.setdefault(
+        c.case.id, time.perf_counter() - t0))
+    assert r.n == 40 and r.unmeasured == 0 and cand.max_in_flight <= 4
+    assert sum(1 for k, t in done_at.items() if k != "q-000" and t < done_at["q-000"]) == 39
+
+
+def test_an_exception_in_on_result_stops_the_run_and_waits_for_calls_in_flight(tmp_path):
+    ds, answers = make_dataset(30)
+    cand = FakeCandidate(answers, sleep=0.02, max_concurrency=4)
+
+    def boom(res: CaseResult) -> None:
+        raise RuntimeError("progress display broke")
+
+    with ResponseCache(tmp_path / "r.sqlite") as cache, pytest.raises(RuntimeError, match="broke"):
+        run_suite(golden(), ds, cand, cache=cache, on_result=boom)
+    assert cand.in_flight == 0 and len(cand.calls) < 30
+    with ResponseCache(tmp_path / "r.sqlite") as cache:
+        assert len(cache) == len(cand.calls)  # every answered call reached the cache

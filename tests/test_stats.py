@@ -122,13 +122,52 @@ def test_iid_uses_bca_which_differs_from_percentile_on_skewed_data():
 
 def test_numpy_bca_path_agrees_with_scipy(monkeypatch):
     values = np.random.default_rng(4).exponential(size=300) ** 2
-    scipy_result = bootstrap_mean(values, n_resamples=3000, seed=5)
-    monkeypatch.setattr(bootstrap_module, "SCIPY_MAX_N", 0)  # force the numpy implementation
     numpy_result = bootstrap_mean(values, n_resamples=3000, seed=6)
+    other_seed = bootstrap_mean(values, n_resamples=3000, seed=5)
+    monkeypatch.setattr(bootstrap_module, "SCIPY_MAX_N", 10**9)  # scipy.stats.bootstrap itself
+    scipy_result = bootstrap_mean(values, n_resamples=3000, seed=6)
     assert (scipy_result.method, numpy_result.method) == ("bca", "bca")
     tolerance = 0.05 * width(scipy_result.as_tuple())  # Monte Carlo error of 3000 resamples
-    assert numpy_result.low == pytest.approx(scipy_result.low, abs=tolerance)
-    assert numpy_result.high == pytest.approx(scipy_result.high, abs=tolerance)
+    assert other_seed.low == pytest.approx(scipy_result.low, abs=tolerance)
+    assert other_seed.high == pytest.approx(scipy_result.high, abs=tolerance)
+
+
+@pytest.mark.parametrize("n", [2, 7, 300, 1000, 2500])
+def test_numpy_bca_is_scipys_bca_on_the_same_resamples(n):
+    """Same generator, same seed: the numpy path draws scipy's resamples (identical replicates)
+    and reads the same interval from them, up to floating-point rounding."""
+    rng = np.random.default_rng(n)
+    for values in (rng.exponential(size=n) ** 2, (rng.random(n) < 0.3).astype(float)):
+        ours = bootstrap_module.bootstrap_mean_distribution(values, seed=11)
+        low, high, method, boot = bootstrap_module._scipy_iid(
+            values, 0.95, 2000, np.random.default_rng(11))
+        assert ours.ci.method == method
+        np.testing.assert_array_equal(ours.replicates, boot)
+        assert ours.ci.low == pytest.approx(low, rel=1e-12, abs=1e-12)
+        assert ours.ci.high == pytest.approx(high, rel=1e-12, abs=1e-12)
+
+
+@pytest.mark.parametrize("clustered", [False, True])
+def test_mean_cis_equals_mean_ci_per_column(clustered):
+    rng = np.random.default_rng(8)
+    n = 400
+    columns = [(rng.random(n) < 0.5).astype(float), rng.random(n), np.full(n, 0.25)]
+    clusters = [f"c{i // 4}" if i % 5 else None for i in range(n)] if clustered else None
+    assert bootstrap_module.mean_cis(columns, clusters=clusters, seed=3) == [
+        mean_ci(c, clusters=clusters, seed=3) for c in columns]
+    big = [rng.random(5000), rng.random(5000)]  # too large to share one index matrix
+    assert bootstrap_module.mean_cis(big, seed=1, n_resamples=600) == [
+        mean_ci(c, seed=1, n_resamples=600) for c in big]
+    assert bootstrap_module.mean_cis([]) == []
+    with pytest.raises(ValueError, match="differ in length"):
+        bootstrap_module.mean_cis([[1.0, 2.0], [1.0]])
+
+
+def test_bca_acceleration_survives_tiny_and_huge_values():
+    for values in ([0.0, 7.3e-124], [0.0, 1e-170, 3e-170], [1e300, -1e300, 5e299, 2e299]):
+        ci = bootstrap_mean(values)
+        assert ci.method in ("bca", "percentile")
+        assert ci.low <= ci.estimate <= ci.high
 
 
 def test_singleton_clusters_are_the_iid_bootstrap():

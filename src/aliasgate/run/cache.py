@@ -14,7 +14,7 @@ import random
 import sqlite3
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,9 @@ from aliasgate.defaults import DEFAULT_CACHE_DIR
 CACHE_FILENAME = "responses.sqlite"
 SCHEMA_VERSION = 1
 BUSY_TIMEOUT_S = 30.0
+_KEYS_PER_QUERY = 500  # bound parameters per lookup query (SQLite's limit is 999 or more)
+#: The canonical JSON of cache keys: sorted keys, no spaces, non-ASCII kept.
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 _COLUMNS = (
     "key",
@@ -175,6 +178,28 @@ class ResponseCache:
         blob = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
+    @staticmethod
+    def key_function(
+        fingerprint: str, params: GenerationParams
+    ) -> Callable[[Sequence[Message], int | None], str]:
+        """A faster :meth:`key` for many requests of one candidate with the same parameters.
+
+        Returns ``f(messages, repeat)`` equal to ``key(fingerprint, messages, params,
+        repeat=repeat)`` for every input (the same canonical JSON, byte for byte), with the
+        fingerprint and the parameters serialised once instead of once per request.
+        """
+        encode = _CANONICAL.encode
+        head = '{"fingerprint":' + encode(fingerprint) + ',"messages":'
+        tail = ',"params":' + encode(params.as_dict())
+
+        def key(messages: Sequence[Message], repeat: int | None = None) -> str:
+            blob = head + encode([m if type(m) is dict else dict(m) for m in messages]) + tail
+            if repeat is not None:
+                blob += ',"repeat":' + encode(repeat)
+            return hashlib.sha256((blob + "}").encode("utf-8")).hexdigest()
+
+        return key
+
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
             raise CacheError(f"response cache {self.path} is closed")
@@ -213,6 +238,51 @@ class ResponseCache:
             cached=True,
             extra=extra_d,
         )
+
+    def get_many(self, keys: Sequence[str]) -> dict[str, Generation]:
+        """The stored generations of those ``keys`` that have one (each as :meth:`get` returns
+        it), read in a few queries instead of one per key. Counts one hit or miss per distinct key.
+
+        Raises:
+            CacheError: the read failed or an entry is corrupt.
+        """
+        wanted = list(dict.fromkeys(keys))
+        rows: list[tuple[Any, ...]] = []
+        with self._lock:
+            conn = self._connection()
+            try:
+                for start in range(0, len(wanted), _KEYS_PER_QUERY):
+                    chunk = wanted[start : start + _KEYS_PER_QUERY]
+                    rows.extend(conn.execute(
+                        "SELECT key, text, prompt_tokens, completion_tokens, latency_s, "
+                        "finish_reason, extra FROM responses "
+                        f"WHERE key IN ({', '.join('?' * len(chunk))})",
+                        chunk,
+                    ).fetchall())
+            except sqlite3.Error as exc:
+                raise CacheError(
+                    f"response cache {self.path}: read failed ({type(exc).__name__}: {exc})"
+                ) from exc
+            self.hits += len(rows)
+            self.misses += len(wanted) - len(rows)
+        out: dict[str, Generation] = {}
+        for key, text, prompt_tokens, completion_tokens, latency_s, finish_reason, extra in rows:
+            try:
+                extra_d = json.loads(extra)
+            except ValueError as exc:
+                raise CacheError(
+                    f"response cache {self.path}: entry {key} is corrupt ({exc})"
+                ) from exc
+            out[key] = Generation(
+                text=text,
+                prompt_tokens=prompt_tokens,
+                completion_tokens=completion_tokens,
+                latency_s=latency_s,
+                finish_reason=finish_reason,
+                cached=True,
+                extra=extra_d,
+            )
+        return out
 
     def put(self, key: str, generation: Generation, *, meta: dict[str, Any] | None = None) -> None:
         """Store a successful generation under ``key`` and commit at once.

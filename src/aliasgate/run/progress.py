@@ -3,6 +3,10 @@
 :func:`~aliasgate.run.runner.run_suite` takes any :data:`ProgressCallback` as ``on_result``;
 :func:`rich_progress` gives one that drives a rich progress bar, :class:`NullProgress` one that
 does nothing. rich is imported only when a bar is asked for.
+
+A callback may also have a ``set_total(n)`` method: ``run_suite`` calls it once, before any
+case, with the number of cases it will evaluate — after the suite's ``where`` filter and
+``limit`` — so a bar created from the dataset's size is corrected to what is actually run.
 """
 
 from __future__ import annotations
@@ -35,6 +39,9 @@ class NullProgress:
     def __call__(self, result: CaseResult) -> None:
         return None
 
+    def set_total(self, total: int) -> None:
+        return None
+
     def __enter__(self) -> NullProgress:
         return self
 
@@ -57,7 +64,9 @@ def rich_progress(
         console: The rich console to draw on (default: rich's global console, stderr-aware).
 
     Yields:
-        A :data:`ProgressCallback` advancing the bar by one per call (thread-safe).
+        A :data:`ProgressCallback` advancing the bar by one per call (thread-safe), with a
+        ``set_total(n)`` method that ``run_suite`` calls with the number of cases it evaluates
+        (``total`` may be the dataset's size before a suite's ``where`` filter).
     """
     from rich.progress import (
         BarColumn,
@@ -93,6 +102,11 @@ def rich_progress(
                     counts["unmeasured"] += 1
                 progress.update(task, advance=1, **counts)
 
+        def set_total(n: int) -> None:
+            with lock:
+                progress.update(task, total=n)
+
+        advance.set_total = set_total  # type: ignore[attr-defined]
         yield advance
 
 

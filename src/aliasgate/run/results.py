@@ -25,7 +25,12 @@ class CaseResult:
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     cached: bool = False
-    attempts: int = 1
+    #: Model calls the runner made for this case in this run: 0 when every repeat came from the
+    #: response cache (or the prompt could not be rendered, or no model was run), else one per
+    #: repeat it had to ask (a call shared by identical requests counts for each of their
+    #: cases). Retries inside a candidate's client (the ``openai`` client's backoff) are not
+    #: visible to the runner and not counted.
+    attempts: int = 0
     #: How many times the case was asked (``--repeats``); the fields below are set when > 1.
     repeats: int = 1
     #: Share of the repeats whose text equals the modal output (``output`` holds that mode).
@@ -48,6 +53,7 @@ class CaseResult:
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens,
             "cached": self.cached,
+            "attempts": self.attempts,
         }
         if self.repeats > 1:
             r["repeats"] = self.repeats
@@ -97,6 +103,9 @@ class SuiteResult:
     repeats: int = 1
     #: Mean per-case agreement across repeats with its CI (None when ``repeats`` is 1).
     agreement: MetricSummary | None = None
+    #: Settings of scorers that describe themselves (LLM judges: ``judge.*`` — model, endpoint
+    #: without credentials, prompt hashes, calibration agreement, trust), logged as params.
+    scorer_info: dict[str, Any] = field(default_factory=dict)
 
     @property
     def n(self) -> int:

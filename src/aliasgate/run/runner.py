@@ -9,11 +9,12 @@ order; a failed model call or an unrenderable prompt makes that case ``unmeasure
 from __future__ import annotations
 
 import math
+import queue
+import threading
 import time
 import warnings
-from collections import Counter
-from collections.abc import Sequence
-from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from collections import Counter, deque
+from collections.abc import Callable, Generator, Hashable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -29,23 +30,24 @@ MODEL_CALL_FAILED = "model call failed"
 PROMPT_FAILED = "prompt could not be rendered"
 
 
-@dataclass
+@dataclass(slots=True)
 class _Request:
     """One unique request (cases with identical messages share one call, per repeat)."""
 
-    key: str
+    #: The response-cache key with a cache; without one, any key unique to the request.
+    key: Hashable
     messages: list[Message]
     slots: list[tuple[int, int]]  # (case index, repeat index)
 
 
-@dataclass
+@dataclass(slots=True)
 class _Outcome:
     generation: Generation | None
     error: str | None
     cache_error: str | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class _Sample:
     """One repeat of one case: its generation, or why it failed."""
 
@@ -89,7 +91,9 @@ def run_suite(
         concurrency: Model calls in flight at once (default: ``candidate.max_concurrency``).
         limit: Evaluate only the first ``limit`` cases.
         on_result: Called once per case, in the calling thread, as its call finishes (before
-            scoring: ``scores`` is still empty). See :mod:`aliasgate.run.progress`.
+            scoring: ``scores`` is still empty). If it has a ``set_total`` method, that is
+            called first with the number of cases that will be evaluated (after ``where`` and
+            ``limit``). See :mod:`aliasgate.run.progress`.
         scorers: Scorer objects or registered names to use instead of ``suite.scorers``.
         seed: Seed of the bootstrap confidence intervals.
         repeats: How many times each case is asked (for non-deterministic candidates).
@@ -122,14 +126,20 @@ def run_suite(
     cases = suite.select(dataset).head(limit).cases
     results: list[CaseResult | None] = [None] * len(cases)
     notify = on_result or (lambda r: None)
+    set_total = getattr(on_result, "set_total", None)
+    if callable(set_total):
+        set_total(len(cases))
 
-    # Render prompts; group identical requests (per repeat).
-    requests: dict[str, _Request] = {}
+    # Render prompts; group identical requests (per repeat). Within one run the fingerprint and
+    # the parameters are fixed, so the messages (and repeat) identify a request: the cache key
+    # (a sha256) is computed only when there is a cache to look it up in.
+    cache_key = ResponseCache.key_function(fingerprint, params) if cache is not None else None
+    requests: dict[Hashable, _Request] = {}
     prompts: list[str] = [""] * len(cases)
     for i, case in enumerate(cases):
         try:
-            prompt = suite.render(case.input, dict(case.meta))
-            system = suite.render_system(case.input, dict(case.meta))
+            prompt = suite.render(case.input, case.meta)
+            system = suite.render_system(case.input, case.meta) if suite.system else None
         except Exception as exc:  # noqa: BLE001 - recorded per case
             results[i] = CaseResult(
                 case=case, prompt=suite.prompt, output=None, status="unmeasured",
@@ -143,18 +153,23 @@ def run_suite(
         if system:  # the suite's system-prompt prefix; the candidate merges in its own
             messages.insert(0, {"role": "system", "content": system})
         for r in range(repeats):
-            key = ResponseCache.key(fingerprint, messages, params,
-                                    repeat=r if repeats > 1 else None)
+            rep = r if repeats > 1 else None
+            key: Hashable = (cache_key(messages, rep) if cache_key is not None
+                             else (system, prompt, rep))
             if key in requests:
                 requests[key].slots.append((i, r))
             else:
                 requests[key] = _Request(key, messages, [(i, r)])
 
     # A case is settled once all its repeats are.
-    samples: list[list[_Sample | None]] = [[None] * repeats for _ in cases]
+    samples: list[list[_Sample | None]] = [[None] * repeats for _ in cases] if repeats > 1 else []
     waiting = [repeats] * len(cases)
 
     def settle(i: int, r: int, sample: _Sample) -> None:
+        if repeats == 1:
+            results[i] = _case_result(cases[i], prompts[i], [sample], names)
+            notify(results[i])
+            return
         samples[i][r] = sample
         waiting[i] -= 1
         if waiting[i] == 0:
@@ -165,8 +180,9 @@ def run_suite(
     # Serve what the cache has.
     cache_hits = 0
     pending: list[_Request] = []
+    found = cache.get_many([str(k) for k in requests]) if cache is not None and requests else {}
     for req in requests.values():
-        gen = cache.get(req.key) if cache is not None else None
+        gen = found.get(req.key)  # type: ignore[call-overload]
         if gen is None:
             pending.append(req)
             continue
@@ -180,6 +196,8 @@ def run_suite(
                  "params": params.as_dict()}
 
     def call(req: _Request) -> _Outcome:
+        if cache is None:
+            return _call(candidate, req, params, None, None)
         i, r = req.slots[0]
         meta = {**meta_base, "case": cases[i].id}
         if repeats > 1:
@@ -187,24 +205,16 @@ def run_suite(
         return _call(candidate, req, params, cache, meta)
 
     if pending:
-        executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="aliasgate-call")
+        model_calls = len(pending)
+        finished = _call_all(call, pending, workers)
         try:
-            futures: dict[Future[_Outcome], _Request] = {
-                executor.submit(call, req): req for req in pending
-            }
-            model_calls = len(futures)
-            for fut in as_completed(futures):
-                req = futures[fut]
-                outcome = fut.result()  # only BaseException (KeyboardInterrupt...) escapes _call
+            for req, outcome in finished:
                 if outcome.cache_error:
                     warnings.warn(outcome.cache_error, RuntimeWarning, stacklevel=2)
                 for i, r in req.slots:
                     settle(i, r, _Sample(outcome.generation, outcome.error, cached=False))
-        except BaseException:
-            # Let in-flight calls finish (and reach the cache); drop the queued ones.
-            executor.shutdown(wait=True, cancel_futures=True)
-            raise
-        executor.shutdown(wait=True)
+        finally:
+            finished.close()  # on an early exit: waits for the calls in flight
 
     final = [r for r in results if r is not None]
     if len(final) != len(cases):  # pragma: no cover - a bug, never a silent loss
@@ -228,6 +238,7 @@ def run_suite(
         aggregate_errors=aggregate_errors,
         repeats=repeats,
         agreement=agreement,
+        scorer_info=scorer_info(built),
     )
 
 
@@ -260,6 +271,94 @@ def _suite_aggregates(
     return tables, errors
 
 
+def _call_all(
+    call: Callable[[_Request], _Outcome], pending: list[_Request], workers: int
+) -> Generator[tuple[_Request, _Outcome], None, None]:
+    """Yield ``(request, outcome)`` for every pending request, in the calling thread, in the
+    order the calls finish; the calls run on ``min(workers, len(pending))`` threads.
+
+    A fixed set of worker threads pulls requests from one queue, so at most ``workers`` calls
+    are in flight and a slow call holds back only its own thread (no future, no per-request
+    task object: a cheap call costs two queue operations). A ``BaseException`` raised by a call
+    (``_call`` turns every ``Exception`` into an outcome) is re-raised here. When the caller
+    stops early (``KeyboardInterrupt``, an exception from ``on_result``, a closed generator),
+    no further request is started, and this returns only once the calls in flight have
+    finished (and reached the cache).
+    """
+    jobs = deque(pending)
+    done: queue.SimpleQueue[tuple[_Request, _Outcome | None, BaseException | None]] = (
+        queue.SimpleQueue()
+    )
+    stop = threading.Event()
+    # Threads wait at the gate until all are started: a thread started while others already
+    # run cheap calls would wait for the GIL to report that it started (~1 ms each).
+    gate = threading.Event()
+
+    def work() -> None:
+        gate.wait()
+        while not stop.is_set():
+            try:
+                req = jobs.popleft()  # atomic: each request goes to exactly one thread
+            except IndexError:
+                return
+            try:
+                done.put((req, call(req), None))
+            except BaseException as exc:  # noqa: BLE001 - handed to the calling thread
+                done.put((req, None, exc))
+
+    threads = [
+        threading.Thread(target=work, name=f"aliasgate-call-{t}", daemon=False)
+        for t in range(min(workers, len(pending)))
+    ]
+    try:
+        for t in threads:
+            t.start()
+        gate.set()
+        for _ in range(len(pending)):
+            req, outcome, exc = done.get()
+            if exc is not None:
+                raise exc
+            assert outcome is not None
+            yield req, outcome
+    finally:
+        # Normal end: the queue is empty and the threads are leaving. Otherwise: start no
+        # further call, and wait for those in flight.
+        stop.set()
+        gate.set()
+        for t in threads:
+            if t.ident is not None:  # started
+                t.join()
+
+
+def scorer_info(scorers: Sequence[Scorer]) -> dict[str, Any]:
+    """The loggable settings of the scorers that have a ``describe()`` method (LLM judges).
+
+    Called after scoring, so a judge's calibration result is included. A key two scorers give
+    different values (two judges with different settings) is kept once per scorer, as
+    ``<key>[<scorer name>]``; a failing ``describe()`` is recorded as
+    ``scorer.<name>.describe_error``.
+    """
+    described: list[tuple[str, dict[str, Any]]] = []
+    for s in scorers:
+        describe = getattr(s, "describe", None)
+        if not callable(describe):
+            continue
+        try:
+            d = dict(describe())
+        except Exception as exc:  # noqa: BLE001 - recorded, never fatal after scoring
+            d = {f"scorer.{s.name}.describe_error": f"{type(exc).__name__}: {exc}"}
+        described.append((s.name, d))
+    values: dict[str, set[str]] = {}
+    for _, d in described:
+        for k, v in d.items():
+            values.setdefault(k, set()).add(repr(v))
+    out: dict[str, Any] = {}
+    for name, d in described:
+        for k, v in d.items():
+            out[k if len(values[k]) == 1 else f"{k}[{name}]"] = v
+    return out
+
+
 def _build_scorers(suite: Suite, scorers: Sequence[Scorer | str] | None) -> list[Scorer]:
     specs = suite.scorers if scorers is None else scorers
     built = [get_scorer(s) if isinstance(s, str) else s for s in specs]
@@ -286,7 +385,7 @@ def _call(
     req: _Request,
     params: GenerationParams,
     cache: ResponseCache | None,
-    meta: dict[str, Any],
+    meta: dict[str, Any] | None,
 ) -> _Outcome:
     """One model call, in a worker thread: any ``Exception`` becomes an error string."""
     start = time.perf_counter()
@@ -306,7 +405,7 @@ def _call(
     cache_error = None
     if cache is not None:
         try:
-            cache.put(req.key, gen, meta=meta)
+            cache.put(str(req.key), gen, meta=meta)
         except Exception as exc:  # noqa: BLE001 - the answer is still used; the run warns
             cache_error = f"response not cached: {type(exc).__name__}: {exc}"
     return _Outcome(gen, None, cache_error)
@@ -322,6 +421,7 @@ def _scored(case: Case, prompt: str, gen: Generation, *, cached: bool) -> CaseRe
         prompt_tokens=gen.prompt_tokens,
         completion_tokens=gen.completion_tokens,
         cached=cached,
+        attempts=0 if cached else 1,
     )
 
 
@@ -330,6 +430,9 @@ def _case_result(
 ) -> CaseResult:
     """One case from its repeats (one sample: exactly the single-call result)."""
     k = len(samples)
+    if k == 1 and samples[0].generation is not None:
+        return _scored(case, prompt, samples[0].generation, cached=samples[0].cached)
+    attempts = sum(1 for s in samples if not s.cached)
     failed = [(r, s) for r, s in enumerate(samples) if s.generation is None]
     if failed:
         r, first = failed[0]
@@ -338,6 +441,7 @@ def _case_result(
         return CaseResult(
             case=case, prompt=prompt, output=None, status="unmeasured", error=error,
             scores={n: Score.unmeasured(MODEL_CALL_FAILED) for n in names}, repeats=k,
+            attempts=attempts,
         )
     gens = [s.generation for s in samples if s.generation is not None]
     if k == 1:
@@ -354,6 +458,7 @@ def _case_result(
         prompt_tokens=gens[0].prompt_tokens,
         completion_tokens=round(sum(tokens) / k) if len(tokens) == k else None,
         cached=all(s.cached for s in samples),
+        attempts=attempts,
         repeats=k,
         agreement=agreement,
         outputs=texts,
@@ -421,7 +526,7 @@ def _checked(score: object) -> Score:
 def _score_and_aggregate(
     results: list[CaseResult], scorers: list[Scorer], seed: int
 ) -> dict[str, MetricSummary]:
-    from aliasgate.stats.bootstrap import mean_ci  # deferred: numpy (scipy inside mean_ci)
+    from aliasgate.stats.bootstrap import mean_cis  # deferred: numpy
 
     scored = [r for r in results if r.status == "scored"]
     # Every repeat's output is scored; a case's score is the mean over its repeats.
@@ -433,31 +538,44 @@ def _score_and_aggregate(
             outputs.append(text)
             scored_cases.append(r.case)
             owner.append(j)
+    single = len(outputs) == len(scored)  # one output per case (no repeats)
     use_clusters = any(r.case.cluster is not None for r in results)
-    metrics: dict[str, MetricSummary] = {}
+    # Metrics measured on the same cases share their bootstrap resamples (same seed, same
+    # indices: each interval is exactly what mean_ci gives for that metric alone).
+    by_cases: dict[tuple[int, ...], list[tuple[str, list[float]]]] = {}
     for scorer in scorers:
         name = scorer.name
         scores = score_batch(scorer, outputs, scored_cases) if scored else []
         if len(scores) != len(outputs):
             why = f"scorer returned {len(scores)} scores for {len(outputs)} outputs"
             scores = [Score.unmeasured(why)] * len(outputs)
-        per_case: list[list[Score]] = [[] for _ in scored]
-        for j, s in zip(owner, scores, strict=True):
-            per_case[j].append(_checked(s))
-        for r, case_scores in zip(scored, per_case, strict=True):
-            r.scores[name] = case_scores[0] if len(case_scores) == 1 else _repeat_mean(case_scores)
-        measured = [r for r in scored if r.scores[name].value is not None]
-        values = [float(r.scores[name].value) for r in measured]  # type: ignore[arg-type]
-        if values:
-            clusters = [r.case.cluster for r in measured] if use_clusters else None
-            mean, low, high = mean_ci(values, clusters=clusters, seed=seed)
+        if single:
+            for r, s in zip(scored, scores, strict=True):
+                r.scores[name] = _checked(s)
         else:
-            mean = low = high = None
-        metrics[name] = MetricSummary(
-            name=name, value=mean, ci_low=low, ci_high=high,
-            n=len(values), unmeasured=len(results) - len(values),
-        )
-    return metrics
+            per_case: list[list[Score]] = [[] for _ in scored]
+            for j, s in zip(owner, scores, strict=True):
+                per_case[j].append(_checked(s))
+            for r, case_scores in zip(scored, per_case, strict=True):
+                r.scores[name] = (case_scores[0] if len(case_scores) == 1
+                                  else _repeat_mean(case_scores))
+        measured = tuple(j for j, r in enumerate(scored) if r.scores[name].value is not None)
+        values = [float(scored[j].scores[name].value) for j in measured]  # type: ignore[arg-type]
+        by_cases.setdefault(measured, []).append((name, values))
+    metrics: dict[str, MetricSummary] = {}
+    for measured, columns in by_cases.items():
+        cis: list[tuple[float | None, float | None, float | None]]
+        if measured:
+            clusters = [scored[j].case.cluster for j in measured] if use_clusters else None
+            cis = list(mean_cis([v for _, v in columns], clusters=clusters, seed=seed))
+        else:
+            cis = [(None, None, None)] * len(columns)
+        for (name, values), (mean, low, high) in zip(columns, cis, strict=True):
+            metrics[name] = MetricSummary(
+                name=name, value=mean, ci_low=low, ci_high=high,
+                n=len(values), unmeasured=len(results) - len(values),
+            )
+    return {s.name: metrics[s.name] for s in scorers}
 
 
 __all__ = ["run_suite"]

@@ -84,12 +84,12 @@ class Suite:
         p = Path(self.dataset)
         return p if p.is_absolute() else Path(root) / p
 
-    def render(self, input_text: str, meta: dict[str, Any]) -> str:
+    def render(self, input_text: str, meta: Mapping[str, Any]) -> str:
         """The user message for one case."""
         fields = {**meta, "input": input_text}
         return self.prompt.format(**fields)
 
-    def render_system(self, input_text: str, meta: dict[str, Any]) -> str | None:
+    def render_system(self, input_text: str, meta: Mapping[str, Any]) -> str | None:
         """The system-prompt prefix for one case (None when the suite has none)."""
         if not self.system:
             return None

@@ -1,9 +1,9 @@
 """Judges are checked before they are trusted: calibration on items with known verdicts.
 
 Every judge scorer (:class:`JudgeScorer`) is first run on a calibration set — our own
-``datasets/judge_calibration.jsonl`` by default: questions with a correct and a deliberately wrong
-response (``"Hamlet was written by Charles Dickens."``), relevant and off-topic answers, neutral
-and biased or toxic ones, each with its KNOWN verdict. :func:`calibrate` thresholds the judge's
+``judge_calibration.jsonl`` by default (package data in ``aliasgate/data/``): questions with a
+correct and a deliberately wrong response (``"Hamlet was written by Charles Dickens."``),
+relevant and off-topic answers, neutral and biased or toxic ones, each with its KNOWN verdict. :func:`calibrate` thresholds the judge's
 scores (``verdict_threshold``) and compares them with the known verdicts:
 
 * ``agreement`` = items whose thresholded score matches the known verdict / items used
@@ -17,7 +17,9 @@ An untrusted judge scores nothing: every case becomes unmeasured with the reason
 (``judge not trustworthy: agreement 0.45 < 0.80 on 24 calibration items (...)``), so a gate rule
 on its metric has no measured values and fails closed. Calibration runs once per (judge
 config, metric) per process; :func:`judge_params` gives the ``judge.*`` params of every judge
-used so far (settings, prompt hashes, ``judge.<metric>.agreement``, ``.trusted``...).
+used so far (settings, prompt hashes, ``judge.<metric>.agreement``, ``.trusted``...), and
+:meth:`JudgeScorer.describe` those of one scorer — what the runner puts in
+``SuiteResult.scorer_info`` and :mod:`aliasgate.registry.tracking` logs as the suite's params.
 
 Calibration file rows: ``{"id", "kind", "question", "response", "reference", "context",
 "verdict": "pass"|"fail", "note"}``; ``kind`` is ``correctness``, ``relevance``, ``bias`` or
@@ -43,6 +45,7 @@ from aliasgate.scorers.judge_config import (
     JudgeError,
     coerce_config,
     sha256_file,
+    sha256_text,
 )
 
 #: Fewest calibration items (with both verdicts present) a judge must be checked on.
@@ -456,9 +459,13 @@ class JudgeScorer(abc.ABC):
         return f"{self.name}|{'/'.join(self.calibration_kinds)}|{digest}|{hashes}"
 
     def describe_static(self) -> dict[str, Any]:
-        """Judge settings and prompt hashes (``judge.*``; ``judge.<metric>.prompt.<name>``)."""
+        """Judge settings and prompt hashes (``judge.*``; ``judge.<metric>.prompt.<name>`` per
+        template and ``judge.<metric>.prompt_sha256`` over all of them)."""
         d = dict(self.judge.describe())
-        d.update({f"judge.{self.name}.prompt.{k}": v for k, v in self.prompt_hashes().items()})
+        hashes = self.prompt_hashes()
+        d.update({f"judge.{self.name}.prompt.{k}": v for k, v in hashes.items()})
+        combined = "\n".join(f"{k}={v}" for k, v in sorted(hashes.items()))
+        d[f"judge.{self.name}.prompt_sha256"] = sha256_text(combined)
         d[f"judge.{self.name}.calibration_kinds"] = ",".join(self.calibration_kinds)
         return d
 

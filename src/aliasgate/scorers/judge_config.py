@@ -59,8 +59,9 @@ LOCAL_SERVER_START_TIMEOUT_S = 120.0
 #: Request field of the built-in local server: seconds after which it stops generating (a
 #: client timeout alone would leave the server busy with an answer nobody reads).
 DEADLINE_FIELD = "aliasgate_deadline_s"
-#: The calibration set shipped with aliasgate (``datasets/`` of the project).
+#: The calibration set shipped with aliasgate, as package data of ``aliasgate.data``.
 CALIBRATION_FILE = "judge_calibration.jsonl"
+CALIBRATION_PACKAGE = "aliasgate.data"
 
 Provider = Literal["local", "openai", "azure", "compatible"]
 ResponseFormat = Literal["auto", "llama_cpp", "json_schema", "json_object", "none"]
@@ -77,15 +78,48 @@ class JudgeOutputError(JudgeError):
     """The judge answered, but its output cannot be used (not JSON, wrong schema, echo...)."""
 
 
-def default_calibration_path() -> Path:
-    """The shipped calibration set: ``datasets/judge_calibration.jsonl`` of the project.
+_EXTRACTED: dict[str, Path] = {}
 
-    Looked up in the current directory first, then next to the source tree (editable install).
+
+def default_calibration_path() -> Path:
+    """The shipped calibration set: ``aliasgate/data/judge_calibration.jsonl``, package data
+    found through :mod:`importlib.resources` (so it is there in any installed wheel, whatever
+    the current directory). From a zipped install it is extracted once per process.
     """
-    here = Path.cwd() / "datasets" / CALIBRATION_FILE
-    if here.is_file():
-        return here
-    return Path(__file__).resolve().parents[3] / "datasets" / CALIBRATION_FILE
+    from importlib import resources
+
+    resource = resources.files(CALIBRATION_PACKAGE) / CALIBRATION_FILE
+    if isinstance(resource, Path):
+        return resource
+    with _SERVERS_LOCK:
+        path = _EXTRACTED.get(CALIBRATION_FILE)
+        if path is None or not path.is_file():
+            import contextlib
+
+            stack = contextlib.ExitStack()
+            path = stack.enter_context(resources.as_file(resource))
+            atexit.register(stack.close)
+            _EXTRACTED[CALIBRATION_FILE] = path
+        return path
+
+
+def redact_url(url: str | None) -> str | None:
+    """``url`` without credentials: no user/password, query string or fragment (API keys are
+    sometimes passed as ``?api-key=...``); scheme, host, port and path are kept."""
+    if not url:
+        return url
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return "<unparseable URL>"
+    if not parts.netloc:
+        return parts._replace(query="", fragment="").geturl()
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = host + (f":{port}" if port else "")
+    return parts._replace(netloc=netloc, query="", fragment="").geturl()
 
 
 class JudgeConfig(BaseModel):
@@ -223,10 +257,12 @@ class JudgeConfig(BaseModel):
         return self.base_url
 
     def describe(self) -> dict[str, Any]:
-        """``judge.*`` params to log (never the key itself)."""
+        """``judge.*`` params to log: enough to replay the judge, never a secret (the API key's
+        variable name only; the endpoint without user info, query string or fragment)."""
         d: dict[str, Any] = {
             "judge.provider": self.provider,
-            "judge.base_url": self.base_url or ("127.0.0.1 (started by aliasgate)" if self.provider == "local" else None),
+            "judge.endpoint": redact_url(self.base_url) or (
+                "127.0.0.1 (started by aliasgate)" if self.provider == "local" else None),
             "judge.model": self.model_name() if self.provider != "local" or self.model else None,
             "judge.api_key_env": self.key_env,
             "judge.api_version": self.api_version,

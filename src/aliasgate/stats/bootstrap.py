@@ -8,10 +8,15 @@ Method, in order:
 * Fewer than two independent units (one cluster) with values that differ: no interval can be
   estimated; ``low`` and ``high`` are NaN (``method="undefined"``), which fails any comparison,
   so gates built on them fail closed.
-* Independent values (no clusters, or every case its own cluster): ``scipy.stats.bootstrap`` with
-  the BCa method (bias-corrected and accelerated, jackknife acceleration); above
-  ``SCIPY_MAX_N`` values the same BCa algorithm runs in numpy, because scipy's jackknife costs
-  O(n²).
+* Independent values (no clusters, or every case its own cluster): BCa (bias-corrected and
+  accelerated, jackknife acceleration), computed in numpy with exactly the algorithm of
+  ``scipy.stats.bootstrap(method="BCa", vectorized=True)``: the same resample indices from the
+  same generator (so the same replicates, bit for bit), the same bias correction,
+  acceleration and percentile levels (bounds equal to scipy's within a few ulps). It skips
+  scipy's O(n²) jackknife (the leave-one-out means of a mean are O(n)) and its per-call
+  overhead: ~5 ms instead of ~12 ms per metric at n=1000. ``scipy.stats.bootstrap`` itself is
+  used for samples of at most ``SCIPY_MAX_N`` values (0 by default: never; tests compare the
+  two).
 * Clusters (fewer distinct clusters than values): whole clusters are resampled with replacement
   and each resample's statistic is the mean of its pooled values (a ratio estimator, so large
   clusters weigh more, exactly as in the point estimate); BCa uses the leave-one-cluster-out
@@ -33,17 +38,19 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Hashable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from statistics import NormalDist
 
 import numpy as np
 
 from aliasgate.stats._checks import as_values, unit_codes
 
-SCIPY_MAX_N = 20_000
-"""Largest sample handed to ``scipy.stats.bootstrap`` (its BCa jackknife is O(n²))."""
+SCIPY_MAX_N = 0
+"""Largest iid sample handed to ``scipy.stats.bootstrap`` instead of the numpy BCa (which is
+scipy's algorithm without its O(n²) jackknife); 0 = never. Kept as the reference
+implementation for tests."""
 
-_CHUNK_ELEMENTS = 1 << 21  # resample matrices are built in chunks of at most this many cells
+_CHUNK_ELEMENTS = 1 << 17  # resamples are drawn in blocks of at most this many cells (1 MB)
 _NORMAL = NormalDist()
 _EMPTY = np.empty(0)
 _EMPTY.flags.writeable = False
@@ -218,6 +225,41 @@ def mean_ci(
     ).as_tuple()
 
 
+def mean_cis(
+    columns: Sequence[Sequence[float]],
+    *,
+    clusters: Sequence[Hashable | None] | None = None,
+    confidence: float = 0.95,
+    n_resamples: int = 2000,
+    seed: int | None = 0,
+) -> list[tuple[float, float, float]]:
+    """:func:`mean_ci` of several metrics measured on the same cases, in one go.
+
+    Every column must hold one value per case (same length, same ``clusters``). Each result is
+    exactly ``mean_ci(column, clusters=clusters, ...)``: every column is resampled with the
+    same indices as a fresh generator seeded with ``seed`` would draw, and those indices are
+    drawn once for all columns.
+
+    Args:
+        columns: Per-case values of each metric (no None/NaN/inf).
+        clusters: Optional cluster id per case, shared by every column.
+        confidence: Confidence level.
+        n_resamples: Bootstrap resamples.
+        seed: RNG seed.
+
+    Raises:
+        ValueError: as :func:`mean_ci`, or if the columns differ in length.
+    """
+    xs = [_as_values(c, "values") for c in columns]
+    if len({x.size for x in xs}) > 1:
+        raise ValueError(f"columns differ in length: {sorted({x.size for x in xs})}")
+    _check_options(confidence, n_resamples)
+    if not xs:
+        return []
+    codes = _cluster_codes(clusters, xs[0].size)
+    return [d.ci.as_tuple() for d in _distributions(xs, codes, confidence, n_resamples, seed)]
+
+
 def paired_bootstrap(
     a: Sequence[float],
     b: Sequence[float],
@@ -349,38 +391,89 @@ def _bootstrap(
     return _distribution(x, codes, confidence, n_resamples, seed).ci
 
 
-def _distribution(
-    x: np.ndarray, codes: np.ndarray | None, confidence: float, n_resamples: int, seed: int | None
-) -> BootstrapDistribution:
+@dataclass
+class _Plan:
+    """One statistic's bootstrap: its resampling units, then (``done``) its result."""
+
+    x: np.ndarray
+    estimate: float
+    n_units: int
+    sums: np.ndarray = field(default_factory=lambda: _EMPTY)
+    counts: np.ndarray | None = None  # None: iid, one value per unit
+    theta: float = math.nan
+    jack: np.ndarray = field(default_factory=lambda: _EMPTY)
+    done: BootstrapDistribution | None = None  # no resampling needed (or scipy did it)
+
+
+def _plan(
+    x: np.ndarray, codes: np.ndarray | None, confidence: float, n_resamples: int,
+    seed: int | None,
+) -> _Plan:
     n = int(x.size)
     estimate = float(x.mean())
     n_units = n if codes is None else int(codes.max()) + 1
-
-    def result(
-        low: float, high: float, method: str, boot: np.ndarray = _EMPTY, jack: np.ndarray = _EMPTY
-    ) -> BootstrapDistribution:
-        ci = BootstrapCI(estimate, low, high, confidence, method, n, n_units, int(boot.size))
-        boot.flags.writeable = jack.flags.writeable = False  # frozen, like the interval
-        return BootstrapDistribution(ci, boot, jack)
-
+    plan = _Plan(x, estimate, n_units)
     if np.ptp(x) == 0:
-        return result(estimate, estimate, "degenerate")
-    if n_units < 2:
-        return result(math.nan, math.nan, "undefined")
-    rng = np.random.default_rng(seed)
-    if codes is None and n <= SCIPY_MAX_N:
-        low, high, method, boot = _scipy_iid(x, confidence, n_resamples, rng)
-        return result(low, high, method, boot, (x.sum() - x) / (n - 1))
-    if codes is None:
-        sums, counts = x, np.ones(n)
+        plan.done = _result(plan, confidence, estimate, estimate, "degenerate")
+    elif n_units < 2:
+        plan.done = _result(plan, confidence, math.nan, math.nan, "undefined")
+    elif codes is None and n <= SCIPY_MAX_N:
+        low, high, method, boot = _scipy_iid(x, confidence, n_resamples,
+                                             np.random.default_rng(seed))
+        plan.jack = (x.sum() - x) / (n - 1)
+        plan.done = _result(plan, confidence, low, high, method, boot)
+    elif codes is None:
+        plan.sums = x  # iid: every resample holds n values
+        plan.theta = float(x.sum() / n)
+        plan.jack = (x.sum() - x) / (n - 1)  # leave one out
     else:
-        sums = np.bincount(codes, weights=x, minlength=n_units)
-        counts = np.bincount(codes, minlength=n_units).astype(float)
-    theta = float(sums.sum() / counts.sum())
-    boot = _resample_ratio_means(sums, counts, n_resamples, rng)
-    jack = (sums.sum() - sums) / (counts.sum() - counts)  # leave one unit out
-    low, high, method = _interval(boot, theta, jack, confidence)
-    return result(low, high, method, boot, jack)
+        plan.sums = np.bincount(codes, weights=x, minlength=n_units)
+        plan.counts = np.bincount(codes, minlength=n_units).astype(float)
+        plan.theta = float(plan.sums.sum() / plan.counts.sum())
+        plan.jack = (plan.sums.sum() - plan.sums) / (plan.counts.sum() - plan.counts)
+    return plan
+
+
+def _result(
+    plan: _Plan, confidence: float, low: float, high: float, method: str,
+    boot: np.ndarray = _EMPTY,
+) -> BootstrapDistribution:
+    jack = plan.jack if boot.size else _EMPTY
+    ci = BootstrapCI(plan.estimate, low, high, confidence, method, int(plan.x.size),
+                     plan.n_units, int(boot.size))
+    boot.flags.writeable = jack.flags.writeable = False  # frozen, like the interval
+    return BootstrapDistribution(ci, boot, jack)
+
+
+def _finish(plan: _Plan, boot: np.ndarray, confidence: float) -> BootstrapDistribution:
+    low, high, method = _interval(boot, plan.theta, plan.jack, confidence)
+    return _result(plan, confidence, low, high, method, boot)
+
+
+def _distributions(
+    xs: Sequence[np.ndarray], codes: np.ndarray | None, confidence: float, n_resamples: int,
+    seed: int | None,
+) -> list[BootstrapDistribution]:
+    """The bootstrap of each of several statistics over the same units, from one index draw.
+
+    Each result is what :func:`_distribution` gives for that statistic alone: a fresh
+    ``default_rng(seed)`` draws the same indices for every statistic, so they are drawn once
+    and applied to all.
+    """
+    plans = [_plan(x, codes, confidence, n_resamples, seed) for x in xs]
+    todo = [p for p in plans if p.done is None]
+    if todo:
+        boots = _resample_many([(p.sums, p.counts) for p in todo], n_resamples,
+                               np.random.default_rng(seed))
+        for plan, boot in zip(todo, boots, strict=True):
+            plan.done = _finish(plan, boot, confidence)
+    return [p.done for p in plans if p.done is not None]
+
+
+def _distribution(
+    x: np.ndarray, codes: np.ndarray | None, confidence: float, n_resamples: int, seed: int | None
+) -> BootstrapDistribution:
+    return _distributions([x], codes, confidence, n_resamples, seed)[0]
 
 
 def _scipy_iid(
@@ -403,17 +496,47 @@ def _scipy_iid(
 
 
 def _resample_ratio_means(
-    sums: np.ndarray, counts: np.ndarray, n_resamples: int, rng: np.random.Generator
+    sums: np.ndarray, counts: np.ndarray | None, n_resamples: int, rng: np.random.Generator
 ) -> np.ndarray:
-    """Pooled mean of each resample of the units (drawn with replacement), in bounded memory."""
-    k = sums.size
-    out = np.empty(n_resamples)
+    """Pooled mean of each resample of the units (drawn with replacement), in bounded memory.
+
+    ``counts`` None: one value per unit (iid), each resample's mean is its sum over ``k``.
+    Indices are drawn as ``scipy.stats.bootstrap`` draws them (``rng.integers(0, k, (B, k))``;
+    drawing them in blocks of rows gives the same indices), so iid replicates equal scipy's.
+    """
+    return _resample_many([(sums, counts)], n_resamples, rng)[0]
+
+
+def _resample_many(
+    units: Sequence[tuple[np.ndarray, np.ndarray | None]], n_resamples: int,
+    rng: np.random.Generator,
+) -> list[np.ndarray]:
+    """:func:`_resample_ratio_means` of several statistics over the same ``k`` units, all with
+    the same indices (drawn once, a block of rows at a time).
+
+    Blocks of at most ``_CHUNK_ELEMENTS`` cells go through two preallocated buffers (about a
+    megabyte each): no ``B x k`` matrix is ever allocated, which at n=1000 took longer (fresh
+    pages from the OS) than the arithmetic.
+    """
+    k = units[0][0].size
+    outs = [np.empty(n_resamples) for _ in units]
     step = max(1, _CHUNK_ELEMENTS // k)
+    rows = min(step, n_resamples)
+    values = np.empty((rows, k))
+    sizes = np.empty((rows, k)) if any(c is not None for _, c in units) else None
     for start in range(0, n_resamples, step):
         stop = min(start + step, n_resamples)
-        idx = rng.integers(0, k, size=(stop - start, k))
-        out[start:stop] = sums[idx].sum(axis=1) / counts[idx].sum(axis=1)
-    return out
+        m = stop - start
+        idx = rng.integers(0, k, size=(m, k))
+        for (sums, counts), out in zip(units, outs, strict=True):
+            # mode='clip': indices are in range; 'raise' would copy through a temporary
+            total = np.take(sums, idx, out=values[:m], mode="clip").sum(axis=1)
+            if counts is None or sizes is None:
+                out[start:stop] = total / k  # what np.mean(sums[idx], axis=1) computes
+            else:
+                sizes_m = np.take(counts, idx, out=sizes[:m], mode="clip")
+                out[start:stop] = total / sizes_m.sum(axis=1)
+    return outs
 
 
 def _interval(
@@ -438,11 +561,20 @@ def _bca_constants(boot: np.ndarray, theta: float, jack: np.ndarray) -> tuple[fl
         return None
     z0 = _NORMAL.inv_cdf(float(share_below))
     u = (jack.size - 1) * (jack.mean() - jack)
-    denominator = float((u**2).sum())
-    if denominator == 0.0:
+    peak = float(np.abs(u).max()) if u.size else 0.0
+    if peak == 0.0 or not math.isfinite(peak):
         return None
-    accel = float((u**3).sum()) / (6.0 * denominator**1.5)
-    return z0, accel
+    try:
+        with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+            numerator, scale = float((u**3).sum()), 6.0 * float((u**2).sum()) ** 1.5
+    except OverflowError:
+        numerator, scale = math.nan, math.nan
+    if not (math.isfinite(numerator) and math.isfinite(scale) and scale > 0.0):
+        # values so small (or large) that the powers under- or overflow: the ratio does not
+        # depend on the scale of u, so compute it on u / max|u|
+        v = u / peak
+        numerator, scale = float((v**3).sum()), 6.0 * float((v**2).sum()) ** 1.5
+    return z0, numerator / scale
 
 
 def _bca_levels(

@@ -9,6 +9,7 @@ Files are read as UTF-8; a leading BOM is tolerated.
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 from collections.abc import Iterator
@@ -22,6 +23,12 @@ __all__ = ["read_csv", "read_jsonl", "read_parquet"]
 Rows = Iterator[tuple[int, dict[str, Any]]]
 
 _BOM = b"\xef\xbb\xbf"
+
+
+@functools.cache
+def _decoder() -> json.JSONDecoder:
+    """One strict decoder for every line (``json.loads`` with hooks builds a new one per call)."""
+    return json.JSONDecoder(object_pairs_hook=_no_duplicate_keys, parse_constant=_no_constant)
 
 
 def read_jsonl(path: str | Path) -> Rows:
@@ -48,9 +55,7 @@ def read_jsonl(path: str | Path) -> Rows:
             if not line.strip():
                 continue
             try:
-                obj = json.loads(
-                    line, object_pairs_hook=_no_duplicate_keys, parse_constant=_no_constant
-                )
+                obj = _decoder().decode(line)
             except json.JSONDecodeError as e:
                 raise DatasetError(
                     f"{where}:{number}: invalid JSON: {e.msg} (column {e.colno})"

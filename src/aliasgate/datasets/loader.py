@@ -36,13 +36,21 @@ Example::
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Protocol, runtime_checkable
 
-from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    StringConstraints,
+    TypeAdapter,
+    ValidationError,
+    model_validator,
+)
 
 from aliasgate.datasets.base import Case, Dataset, DatasetError
 
@@ -88,17 +96,23 @@ class RowModel(BaseModel):
     def _blank_optional_is_absent(cls, data: Any) -> Any:
         if not isinstance(data, Mapping):
             return data
-        fields = cls.model_fields
-        return {
-            key: value
-            for key, value in data.items()
-            if not (
-                key in fields
-                and not fields[key].is_required()
-                and isinstance(value, str)
-                and not value.strip()
-            )
-        }
+        for value in data.values():  # the common case, fast: no blank string at all
+            if type(value) is str and not value.strip():
+                break
+        else:
+            return data
+        optional = cls._optional_fields()
+        return {key: value for key, value in data.items()
+                if not (key in optional and isinstance(value, str) and not value.strip())}
+
+    @classmethod
+    def _optional_fields(cls) -> frozenset[str]:
+        """Names of the fields that may be absent (computed once per kind)."""
+        cached = cls.__dict__.get("_aliasgate_optional")
+        if cached is None:
+            cached = frozenset(k for k, f in cls.model_fields.items() if not f.is_required())
+            type.__setattr__(cls, "_aliasgate_optional", cached)
+        return cached
 
     def to_case(self, source: str) -> Case:  # pragma: no cover - every kind overrides it
         """Map this row onto a :class:`Case`.
@@ -119,13 +133,23 @@ def dataset_digest(rows: Iterable[BaseModel | Mapping[str, Any]]) -> str:
         rows: Validated rows (pydantic models, dumped with ``mode="json"``) or plain mappings,
             in dataset order.
     """
-    payload = [
-        row.model_dump(mode="json") if isinstance(row, BaseModel) else dict(row) for row in rows
-    ]
+    items = list(rows)
+    kinds = {type(row) for row in items}
+    if len(kinds) == 1 and issubclass(next(iter(kinds)), BaseModel):
+        # one kind: dumped in one call of pydantic's serializer, identical to per-row model_dump
+        payload = _list_adapter(next(iter(kinds))).dump_python(items, mode="json")
+    else:
+        payload = [row.model_dump(mode="json") if isinstance(row, BaseModel) else dict(row)
+                   for row in items]
     text = json.dumps(
         payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
     )
     return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+@functools.lru_cache(maxsize=64)
+def _list_adapter(model: type) -> TypeAdapter[Any]:
+    return TypeAdapter(list[model])  # type: ignore[valid-type]
 
 
 def load_dataset(path: str | Path, kind: str = "golden_qa", name: str | None = None) -> Dataset:
@@ -152,6 +176,9 @@ def load_dataset(path: str | Path, kind: str = "golden_qa", name: str | None = N
         schema = KINDS.get(kind)
     except KeyError as e:
         raise DatasetError(f"{where}: {e.args[0]}") from None
+    # looked up on the class once: on a pydantic instance a missing attribute is a slow path
+    expand = getattr(schema, "to_cases", None)  # a template row -> several cases
+    validate = schema.model_validate
 
     rows: list[Any] = []
     cases: list[Case] = []
@@ -160,12 +187,11 @@ def load_dataset(path: str | Path, kind: str = "golden_qa", name: str | None = N
     try:
         for source, raw in source_rows:
             try:
-                row = schema.model_validate(raw)
+                row = validate(raw)
             except ValidationError as e:
                 errors.extend(f"{source}: {msg}" for msg in _describe(e, schema))
                 continue
-            expand = getattr(row, "to_cases", None)  # a template row -> several cases
-            row_cases = list(expand(source)) if callable(expand) else [row.to_case(source)]
+            row_cases = list(expand(row, source)) if callable(expand) else [row.to_case(source)]
             fresh = []
             for case in row_cases:
                 if case.id in first_seen:

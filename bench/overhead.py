@@ -347,7 +347,7 @@ PROFILE_POINTS = (
     ("run_suite (total)", "aliasgate/run/runner.py", "run_suite"),
     ("  model calls (waiting on the worker threads)", "aliasgate/run/runner.py", "_call_all"),
     ("  _case_result (CaseResult per case)", "aliasgate/run/runner.py", "_case_result"),
-    ("  _score_and_aggregate", "aliasgate/run/runner.py", "_score_and_aggregate"),
+    ("  score_and_aggregate", "aliasgate/run/runner.py", "score_and_aggregate"),
     ("    score_batch (the scorers)", "aliasgate/scorers/base.py", "score_batch"),
     ("    mean_cis (bootstrap CIs)", "aliasgate/stats/bootstrap.py", "mean_cis"),
     ("TrackingSession.log_suite (total)", "aliasgate/registry/tracking.py", "log_suite"),

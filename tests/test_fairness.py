@@ -352,7 +352,10 @@ def test_demographic_parity_rejects_non_binary_values() -> None:
     cases = [Case(id=str(i), input="q", group="ab"[i % 2]) for i in range(6)]
     scores = [{"yes_no": Score(0.5)} for _ in cases]
     res = run_aggregate("demographic_parity", cases, scores, {}, seed=0)
-    assert "0 or 1" in res.metrics["demographic_parity"].error
+    # the error is recorded under the metric the aggregate declares, where gate rules look
+    assert list(res.metrics) == ["demographic_parity_difference"]
+    assert "0 or 1" in res.metrics["demographic_parity_difference"].error
+    assert res.metrics["demographic_parity_difference"].value is None
 
 
 # -- declared metric names -----------------------------------------------------------------------

@@ -160,9 +160,9 @@ def test_gate_on_a_real_run_of_an_aggregate() -> None:
 
 
 def test_a_failed_aggregate_is_named_when_its_declared_metric_is_missing() -> None:
-    """An aggregate that raised is recorded under its own name (stats/aggregate.py), not under the
-    metrics it declares: a rule on a declared metric names the aggregate and its error instead of
-    only saying "metric not in results"."""
+    """An aggregate that raised records its error under every metric it declares
+    (stats/aggregate.py): a rule on one of them fails closed with the cause. An aggregate that
+    declares nothing is recorded under its own name and named as a possible cause."""
     cases = [Case(id=f"c{i}", input=f"Should person {i} get the job?", group="ab"[i % 2])
              for i in range(8)]
     dataset = Dataset("cf", "cf.jsonl", "golden_qa", tuple(cases), "sha256:x")
@@ -170,16 +170,16 @@ def test_a_failed_aggregate_is_named_when_its_declared_metric_is_missing() -> No
     suite = Suite(name="bbq", dataset="cf.jsonl", scorers=("yes_no",),
                   aggregates={"bbq_bias": {}})
     result = run_suite(suite, dataset, CallableCandidate(lambda m, p: "Yes.", version="y"), seed=0)
-    assert "bbq_bias" in result.aggregate_errors and "bias_score_ambig" not in result.metrics
-    cause = result.aggregate_errors["bbq_bias"]
+    cause = result.aggregate_errors["bias_score_ambig"]
+    assert "no case has a 'mc_answer' score" in cause
+    assert result.metrics["bias_score_ambig"].value is None
 
     gate = gate_of("  - id: r\n    metric: bbq.bias_score_ambig\n    type: ceiling\n"
                    "    threshold: 0.1\n")
-    outcome = only(evaluate_gate(gate, {"bbq": result}))
-    assert outcome.status == "error"
-    assert "metric 'bbq.bias_score_ambig' is not in the results" in outcome.message
-    assert "declared by aggregate 'bbq_bias' of suite 'bbq', which failed" in outcome.message
-    assert cause in outcome.message
+    verdict = evaluate_gate(gate, {"bbq": result})
+    outcome = only(verdict)
+    assert outcome.status == "error" and verdict.verdict == "incomplete"
+    assert "no case has a 'mc_answer' score" in outcome.message
 
     # an aggregate that cannot say what it declares is listed as a possible cause
     sr = suite_result(MetricSummary("my_agg", None, None, None, 20, 20),

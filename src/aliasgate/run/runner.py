@@ -116,7 +116,7 @@ def run_suite(
     workers = concurrency if concurrency is not None else max(1, candidate.max_concurrency or 1)
     if workers < 1:
         raise ValueError(f"concurrency must be >= 1, got {workers}")
-    built = _build_scorers(suite, scorers)
+    built = build_scorers(suite, scorers)
     names = [s.name for s in built]
     try:
         params = candidate.params.merged(suite.params)
@@ -219,8 +219,8 @@ def run_suite(
     final = [r for r in results if r is not None]
     if len(final) != len(cases):  # pragma: no cover - a bug, never a silent loss
         raise RuntimeError(f"suite {suite.name!r}: {len(cases) - len(final)} cases lost")
-    metrics = _score_and_aggregate(final, built, seed)
-    tables, aggregate_errors = _suite_aggregates(suite, final, metrics, seed)
+    metrics = score_and_aggregate(final, built, seed)
+    tables, aggregate_errors = suite_aggregates(suite, final, metrics, seed)
     agreement = _agreement(final, seed) if repeats > 1 else None
     return SuiteResult(
         suite=suite.name,
@@ -242,7 +242,7 @@ def run_suite(
     )
 
 
-def _suite_aggregates(
+def suite_aggregates(
     suite: Suite, results: list[CaseResult], metrics: dict[str, MetricSummary], seed: int
 ) -> tuple[dict[str, list[dict[str, Any]]], dict[str, str]]:
     """Run the suite's aggregates; add their metrics to ``metrics``; return tables and errors."""
@@ -359,7 +359,7 @@ def scorer_info(scorers: Sequence[Scorer]) -> dict[str, Any]:
     return out
 
 
-def _build_scorers(suite: Suite, scorers: Sequence[Scorer | str] | None) -> list[Scorer]:
+def build_scorers(suite: Suite, scorers: Sequence[Scorer | str] | None) -> list[Scorer]:
     specs = suite.scorers if scorers is None else scorers
     built = [get_scorer(s) if isinstance(s, str) else s for s in specs]
     names = [s.name for s in built]
@@ -523,7 +523,7 @@ def _checked(score: object) -> Score:
     return score
 
 
-def _score_and_aggregate(
+def score_and_aggregate(
     results: list[CaseResult], scorers: list[Scorer], seed: int
 ) -> dict[str, MetricSummary]:
     from aliasgate.stats.bootstrap import mean_cis  # deferred: numpy

@@ -70,7 +70,12 @@ from aliasgate.run.results import CaseResult, MetricSummary, SuiteResult
 
 # The runner's scoring internals are reused on purpose: a score-only number must be computed
 # exactly as an eval run computes it (same scorer checks, same clusters, same bootstrap).
-from aliasgate.run.runner import _build_scorers, _score_and_aggregate, _suite_aggregates
+from aliasgate.run.runner import (
+    build_scorers,
+    score_and_aggregate,
+    scorer_info,
+    suite_aggregates,
+)
 from aliasgate.run.suite import Suite
 from aliasgate.scorers import Score
 
@@ -404,7 +409,7 @@ def score_predictions(
                   scorers=tuple(names), aggregates=aggregates,
                   description=f"score-only: {predictions.path}")
     try:
-        built = _build_scorers(suite, None)
+        built = build_scorers(suite, None)
     except KeyError as e:
         raise ScoreOnlyError(str(e.args[0]) if e.args else str(e)) from None
     except (TypeError, ValueError) as e:
@@ -422,8 +427,8 @@ def score_predictions(
         else:
             results.append(CaseResult(case=case, prompt=case.input, output=pred.output,
                                       status="scored"))
-    metrics = _score_and_aggregate(results, built, seed)
-    tables, aggregate_errors = _suite_aggregates(suite, results, metrics, seed)
+    metrics = score_and_aggregate(results, built, seed)
+    tables, aggregate_errors = suite_aggregates(suite, results, metrics, seed)
     result = SuiteResult(
         suite=suite.name,
         candidate=f"predictions:{predictions.path}",
@@ -438,6 +443,7 @@ def score_predictions(
                         "predictions.rows": len(predictions)},
         tables=tables,
         aggregate_errors=aggregate_errors,
+        scorer_info=scorer_info(built),  # judge settings and prompt hashes, as in an eval run
     )
     rows = [_row(r, names, predictions) for r in results]
     summary = _summary(dataset, predictions, result, rows, names, aggregates, skipped,

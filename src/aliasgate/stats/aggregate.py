@@ -101,12 +101,22 @@ def run_aggregate(
     seed: int = 0,
     confidence: float = 0.95,
 ) -> AggregateResult:
-    """Run the aggregate registered as ``name``; an exception becomes unmeasured metrics."""
+    """Run the aggregate registered as ``name``; an exception becomes unmeasured metrics.
+
+    The error is recorded under every metric the aggregate declares (``metric_names``), so a
+    gate rule on one of them reports the cause; under ``name`` when it declares none.
+    """
     fn = AGGREGATES.get(name)
     try:
         return fn(cases, scores, seed=seed, confidence=confidence, **dict(options or {}))
     except Exception as exc:  # noqa: BLE001 - recorded, never silently dropped
-        return AggregateResult(
-            metrics={name: AggregateMetric(value=None, n=len(cases), unmeasured=len(cases),
-                                           error=f"{type(exc).__name__}: {exc}")}
-        )
+        error = f"{type(exc).__name__}: {exc}"
+        try:
+            declare = getattr(fn, "metric_names", None)
+            names = list(declare(dict(options or {}))) if declare is not None else []
+        except Exception:  # noqa: BLE001 - bad options: the error above says why
+            names = []
+        return AggregateResult(metrics={
+            metric: AggregateMetric(value=None, n=len(cases), unmeasured=len(cases), error=error)
+            for metric in (names or [name])
+        })

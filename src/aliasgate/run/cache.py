@@ -224,6 +224,11 @@ class ResponseCache:
                 self.misses += 1
                 return None
             self.hits += 1
+        return self._generation(key, row)
+
+    def _generation(self, key: str, row: Sequence[Any]) -> Generation:
+        """A stored row ``(text, prompt_tokens, completion_tokens, latency_s, finish_reason,
+        extra)`` as a cached :class:`Generation`; a corrupt entry is a :class:`CacheError`."""
         text, prompt_tokens, completion_tokens, latency_s, finish_reason, extra = row
         try:
             extra_d = json.loads(extra)
@@ -265,24 +270,7 @@ class ResponseCache:
                 ) from exc
             self.hits += len(rows)
             self.misses += len(wanted) - len(rows)
-        out: dict[str, Generation] = {}
-        for key, text, prompt_tokens, completion_tokens, latency_s, finish_reason, extra in rows:
-            try:
-                extra_d = json.loads(extra)
-            except ValueError as exc:
-                raise CacheError(
-                    f"response cache {self.path}: entry {key} is corrupt ({exc})"
-                ) from exc
-            out[key] = Generation(
-                text=text,
-                prompt_tokens=prompt_tokens,
-                completion_tokens=completion_tokens,
-                latency_s=latency_s,
-                finish_reason=finish_reason,
-                cached=True,
-                extra=extra_d,
-            )
-        return out
+        return {row[0]: self._generation(row[0], row[1:]) for row in rows}
 
     def put(self, key: str, generation: Generation, *, meta: dict[str, Any] | None = None) -> None:
         """Store a successful generation under ``key`` and commit at once.

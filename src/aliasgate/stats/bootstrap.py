@@ -45,6 +45,15 @@ import numpy as np
 
 from aliasgate.stats._checks import as_values, unit_codes
 
+FEW_VALUES_MAX = 16
+"""iid samples with at most this many distinct values (0/1 metrics, paired differences of 0/1
+metrics, Likert scores...) are resampled through counts: a resample of ``n`` values drawn with
+replacement from the sample is, value by value, ``Multinomial(n, shares of the distinct values)``,
+so each replicate mean is ``counts @ values / n`` — the same bootstrap distribution as drawing
+``n`` indices, at O(distinct values) instead of O(n) per resample (~10x cheaper at n = 1,000 for
+a 0/1 metric). 0 turns it off: every iid sample then draws indices exactly as
+``scipy.stats.bootstrap`` does (the tests use that to compare replicates one to one)."""
+
 SCIPY_MAX_N = 0
 """Largest iid sample handed to ``scipy.stats.bootstrap`` instead of the numpy BCa (which is
 scipy's algorithm without its O(n²) jackknife); 0 = never. Kept as the reference
@@ -461,6 +470,14 @@ def _distributions(
     and applied to all.
     """
     plans = [_plan(x, codes, confidence, n_resamples, seed) for x in xs]
+    if codes is None and FEW_VALUES_MAX > 0:
+        for plan in plans:
+            if plan.done is None:
+                values, freq = np.unique(plan.x, return_counts=True)
+                if values.size <= FEW_VALUES_MAX:
+                    counts = np.random.default_rng(seed).multinomial(
+                        plan.x.size, freq / plan.x.size, size=n_resamples)
+                    plan.done = _finish(plan, counts @ values / plan.x.size, confidence)
     todo = [p for p in plans if p.done is None]
     if todo:
         boots = _resample_many([(p.sums, p.counts) for p in todo], n_resamples,

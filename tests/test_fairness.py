@@ -393,3 +393,41 @@ def test_declared_metrics_checks_options() -> None:
         declared_metrics({"group_metrics": {}})
     with pytest.raises(KeyError, match="unknown aggregate"):
         declared_metrics({"bias_magic": {}})
+
+
+@pytest.mark.parametrize("joint", [True, False])
+def test_gap_interval_contains_the_estimate_and_covers_a_zero_gap(joint: bool) -> None:
+    """Twelve groups with the same true rate: the resampled max-minus-min gap is biased upwards,
+    so a percentile interval excluded the estimate and missed the true gap 0 almost always.
+    The simultaneous interval contains the estimate every time and covers 0 at >= nominal."""
+    covered = 0
+    for seed in range(30):
+        rng = np.random.default_rng(500 + seed)
+        values, groups, clusters = [], [], []
+        for t in range(16):  # 16 scenarios x 12 personas, as bias_decisions
+            base = rng.random() < 0.5
+            for g in range(12):
+                values.append(float(base if rng.random() < 0.8 else not base))
+                groups.append(f"g{g}")
+                clusters.append(f"t{t}")
+        if joint:
+            res = gap_bootstrap(values, groups, clusters, seed=seed, n_resamples=1000)
+            gap, low, high = res["gap"], res["ci_low"], res["ci_high"]
+        else:
+            r = group_gap(values, groups, clusters=clusters, seed=seed, n_resamples=1000)
+            gap, low, high = r.gap, r.ci_low, r.ci_high
+        assert low <= gap <= high
+        covered += low <= 0.0
+    assert covered >= 27  # nominal 95% of 30 is 28.5; conservative by construction
+
+
+def test_gap_interval_stays_within_the_values_range() -> None:
+    """A gap of 0/1 values cannot exceed 1: the upper bound is clipped to the values' range."""
+    rng = np.random.default_rng(9)
+    values = [float(rng.random() < (0.9 if g == "a" else 0.2)) for g in "ab" * 6]
+    groups = list("ab" * 6)
+    clusters = [f"t{i // 2}" for i in range(12)]
+    joint = gap_bootstrap(values, groups, clusters, seed=0, n_resamples=500)
+    separate = group_gap(values, groups, clusters=clusters, seed=0, n_resamples=500)
+    assert 0.0 <= joint["ci_low"] <= joint["gap"] <= joint["ci_high"] <= 1.0
+    assert 0.0 <= separate.ci_low <= separate.gap <= separate.ci_high <= 1.0

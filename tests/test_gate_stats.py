@@ -468,7 +468,8 @@ def test_group_gap_on_hand_made_groups():
     }
     for stat in result.groups.values():
         assert stat.ci_low < stat.mean < stat.ci_high
-    assert (result.method, result.n_resamples, result.seed) == ("percentile", 2000, 1)
+    assert (result.method, result.n_resamples, result.seed) == ("simultaneous", 2000, 1)
+    assert result.ci_low <= result.gap <= result.ci_high
 
 
 def test_group_gap_interval_covers_the_true_gap():

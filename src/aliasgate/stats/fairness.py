@@ -161,9 +161,12 @@ def gap_bootstrap(
     paired: whole clusters are resampled with replacement *with all their groups* (unlike
     :func:`aliasgate.stats.groups.group_gap`, which resamples each group separately), every
     group's pooled mean is recomputed, and the statistic is the largest max-minus-min gap within
-    any stratum (a single stratum when ``strata`` is None). The interval is the percentile
-    interval of the resampled statistics; a resample in which a stratum has fewer than two groups
-    ignores that stratum. With fewer than two clusters the interval is undefined (NaN).
+    any stratum (a single stratum when ``strata`` is None). The interval is ``gap ± c`` (clipped at
+    0), ``c`` the ``confidence``-quantile over resamples of the largest within-stratum spread of
+    the groups' deviations from their estimates: every within-stratum pairwise difference is
+    within ``c`` of its estimate at once (see :func:`aliasgate.stats.groups.max_gap_interval`).
+    A resample in which a stratum has fewer than two groups ignores that stratum. With fewer than
+    two clusters the interval is undefined (NaN).
 
     Args:
         values: Per-case values.
@@ -193,10 +196,9 @@ def gap_bootstrap(
     for j, (s, _) in enumerate(cells):
         by_stratum.setdefault(s, []).append(j)
 
-    def stat(s_mat: np.ndarray, c_mat: np.ndarray) -> np.ndarray:
-        with np.errstate(invalid="ignore", divide="ignore"):
-            means = s_mat / c_mat
-        out = np.full(s_mat.shape[0], np.nan)
+    def stat(means: np.ndarray) -> np.ndarray:
+        """Per row: the largest max-minus-min within a stratum (NaN: no stratum with 2 groups)."""
+        out = np.full(means.shape[0], np.nan)
         for cols in by_stratum.values():
             if len(cols) < 2:
                 continue
@@ -208,8 +210,13 @@ def gap_bootstrap(
             out = np.fmax(out, np.where(enough, high - low, np.nan))
         return out
 
+    def ratio(s_mat: np.ndarray, c_mat: np.ndarray) -> np.ndarray:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return s_mat / c_mat
+
     total_s, total_c = sums.sum(axis=0), counts.sum(axis=0)
-    gap = float(stat(total_s[None, :], total_c[None, :])[0])
+    point = ratio(total_s, total_c)
+    gap = float(stat(point[None, :])[0])
     means = {cell: float(total_s[j] / total_c[j]) for j, cell in enumerate(cells)}
     worst = {}
     for s, cols in by_stratum.items():
@@ -219,10 +226,20 @@ def gap_bootstrap(
     if k < 2 or not math.isfinite(gap):
         low = high = math.nan
     else:
+        # simultaneous bounds on every within-stratum pairwise difference (the spread of the
+        # groups' resampled deviations from their estimates), as
+        # aliasgate.stats.groups.max_gap_interval: the interval contains the estimate, which a
+        # percentile interval of resampled max-minus-min gaps (biased upwards) need not
         rng = np.random.default_rng(seed)
-        boot = np.concatenate([stat(w @ sums, w @ counts)
-                               for w in _cluster_weights(k, n_resamples, rng)])
-        low, high = _percentile(boot, confidence)
+        dev = np.concatenate([ratio(w @ sums, w @ counts)
+                              for w in _cluster_weights(k, n_resamples, rng)]) - point[None, :]
+        spread = stat(dev)
+        spread = spread[np.isfinite(spread)]
+        if spread.size:
+            c = float(np.quantile(spread, confidence))
+            low, high = max(0.0, gap - c), min(float(np.ptp(x)), gap + c)  # <= the values' range
+        else:
+            low = high = math.nan
     return {"gap": gap, "ci_low": low, "ci_high": high, "means": means,
             "counts": {cell: int(total_c[j]) for j, cell in enumerate(cells)},
             "worst": worst, "n_units": k}

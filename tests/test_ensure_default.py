@@ -140,7 +140,7 @@ def test_an_existing_alias_needs_no_lock(tmp_path: Path, monkeypatch: pytest.Mon
     def boom(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("must not be called")
 
-    monkeypatch.setattr(promotion, "_acquire_lock", boom)
+    monkeypatch.setattr(promotion, "acquire_lock", boom)
     monkeypatch.setattr(models, "register_local_candidate", boom)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     with _use_tracking_uri(uri):  # restores MLflow's global URI afterwards

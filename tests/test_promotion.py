@@ -25,15 +25,15 @@ from aliasgate.registry.promotion import (
     AUDIT_EXPERIMENT,
     BREAK_SUFFIX,
     LOCK_SUFFIX,
+    LockTimeout,
     ModelNotFound,
     PromotionRefused,
-    _acquire_lock,
-    _LockTimeout,
-    _release_lock,
+    acquire_lock,
     assign_alias,
     audit_log,
     promote,
     read_alias,
+    release_lock,
     rollback,
     rules_summary,
     verdict_refusal,
@@ -301,7 +301,7 @@ def test_rollback_without_previous_is_refused(client: Any, model: str) -> None:
 
 def test_lock_held_times_out_with_holder_named(client: Any, model: str) -> None:
     promote(model, 1, expected_current=None, verdict=PASS, client=client)
-    held = _acquire_lock(client, model, "carol@build-7", timeout_s=1, stale_s=600)
+    held = acquire_lock(client, model, "carol@build-7", timeout_s=1, stale_s=600)
     try:
         with pytest.raises(PromotionRefused) as err:
             promote(model, 2, expected_current="1", verdict=PASS, lock_timeout_s=0.3,
@@ -313,12 +313,12 @@ def test_lock_held_times_out_with_holder_named(client: Any, model: str) -> None:
         assert _aliases(client, model) == {"champion": "1"}
         assert [e["action"] for e in audit_log(model, client=client)][:2] == ["refused"] * 2
     finally:
-        _release_lock(client, held)
+        release_lock(client, held)
     assert promote(model, 2, expected_current="1", verdict=PASS, client=client).to_version == "2"
 
 
 def test_stale_lock_is_broken_and_audited(client: Any, model: str) -> None:
-    _acquire_lock(client, model, "dave@crashed-host", timeout_s=1, stale_s=600)  # never released
+    acquire_lock(client, model, "dave@crashed-host", timeout_s=1, stale_s=600)  # never released
     time.sleep(0.5)
     rec = promote(model, 1, expected_current=None, verdict=PASS, lock_stale_s=0.2,
                   lock_timeout_s=5, client=client)
@@ -330,15 +330,15 @@ def test_stale_lock_is_broken_and_audited(client: Any, model: str) -> None:
 
 
 def test_lock_is_exclusive_on_the_store(client: Any, model: str) -> None:
-    first = _acquire_lock(client, model, "a", timeout_s=1, stale_s=600)
-    with pytest.raises(_LockTimeout, match="lock held by a since"):
-        _acquire_lock(client, model, "b", timeout_s=0.2, stale_s=600)
-    _release_lock(client, first)
-    second = _acquire_lock(client, model, "b", timeout_s=1, stale_s=600)
-    _release_lock(client, first)  # a stale holder's release must not free the new holder's lock
-    with pytest.raises(_LockTimeout, match="lock held by b since"):
-        _acquire_lock(client, model, "c", timeout_s=0.2, stale_s=600)
-    _release_lock(client, second)
+    first = acquire_lock(client, model, "a", timeout_s=1, stale_s=600)
+    with pytest.raises(LockTimeout, match="lock held by a since"):
+        acquire_lock(client, model, "b", timeout_s=0.2, stale_s=600)
+    release_lock(client, first)
+    second = acquire_lock(client, model, "b", timeout_s=1, stale_s=600)
+    release_lock(client, first)  # a stale holder's release must not free the new holder's lock
+    with pytest.raises(LockTimeout, match="lock held by b since"):
+        acquire_lock(client, model, "c", timeout_s=0.2, stale_s=600)
+    release_lock(client, second)
     assert _no_lock_left(client, model)
 
 

@@ -162,19 +162,19 @@ def ensure_default_candidate(
 
     from aliasgate.registry.promotion import (
         STALE_LOCK_S,
-        _acquire_lock,
-        _actor,
-        _LockTimeout,
-        _release_lock,
+        LockTimeout,
+        acquire_lock,
+        release_lock,
+        resolve_actor,
     )
 
     client = MlflowClient()
     if _alias_resolves(client, model_name, alias):
         return None
     try:
-        lock = _acquire_lock(client, model_name + ENSURE_LOCK_KEY, _actor(None), lock_timeout_s,
+        lock = acquire_lock(client, model_name + ENSURE_LOCK_KEY, resolve_actor(None), lock_timeout_s,
                              STALE_LOCK_S)
-    except _LockTimeout as exc:
+    except LockTimeout as exc:
         if _alias_resolves(client, model_name, alias):  # the other registration finished
             return None
         raise CandidateError(
@@ -188,7 +188,7 @@ def ensure_default_candidate(
                                         experiment=experiment)
     finally:
         try:
-            _release_lock(client, lock)
+            release_lock(client, lock)
         except Exception:  # noqa: BLE001 - never mask the outcome; the lock goes stale
             pass
 

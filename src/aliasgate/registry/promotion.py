@@ -199,7 +199,7 @@ def promote(
     to_version = str(version)
     expected = None if expected_current is None else str(expected_current)
     attempt = _Attempt(
-        c, "promote", model_name, alias, _actor(actor), to_version=to_version,
+        c, "promote", model_name, alias, resolve_actor(actor), to_version=to_version,
         from_version=expected, gate_run_id=gate_run_id, verdict=verdict, git_sha=git_sha,
     )
     _check_alias(alias)
@@ -265,7 +265,7 @@ def rollback(
         PromotionRefused: no ``@previous`` to roll back to, or the lock could not be taken.
     """
     c = _client(client)
-    attempt = _Attempt(c, "rollback", model_name, alias, _actor(actor), reason=reason)
+    attempt = _Attempt(c, "rollback", model_name, alias, resolve_actor(actor), reason=reason)
     _check_alias(alias)
     prev = previous_alias(alias)
     with attempt.locked(lock_timeout_s, lock_stale_s):
@@ -327,7 +327,7 @@ def assign_alias(
             f"@{alias} is gated: it moves only through `aliasgate promote` / rollback"
         )
     _check_alias(alias)
-    attempt = _Attempt(c, "assign", model_name, alias, _actor(actor), to_version=to_version,
+    attempt = _Attempt(c, "assign", model_name, alias, resolve_actor(actor), to_version=to_version,
                        reason=reason)
     with attempt.locked(lock_timeout_s, lock_stale_s):
         current = attempt.read(alias)
@@ -627,8 +627,8 @@ class _Locked:
     def __enter__(self) -> _Lock:
         a = self.attempt
         try:
-            a.lock = _acquire_lock(a.c, a.model, a.actor, self.timeout_s, self.stale_s)
-        except _LockTimeout as exc:
+            a.lock = acquire_lock(a.c, a.model, a.actor, self.timeout_s, self.stale_s)
+        except LockTimeout as exc:
             a.refuse(str(exc))
         assert a.lock is not None
         return a.lock
@@ -638,7 +638,7 @@ class _Locked:
         if lock is None:
             return
         try:
-            _release_lock(self.attempt.c, lock)
+            release_lock(self.attempt.c, lock)
         except Exception as exc:  # never mask the outcome; the lock goes stale eventually
             _log.warning("could not release %s (%s); it is broken once stale", lock.name, exc)
 
@@ -707,8 +707,8 @@ class _LockInfo:
     created_ms: int
 
 
-class _LockTimeout(Exception):
-    pass
+class LockTimeout(Exception):
+    """The store-level lock was not acquired within the timeout."""
 
 
 def _lock_info(c: Any, name: str) -> _LockInfo | None:
@@ -754,7 +754,7 @@ def _create_unique(
         raise
 
 
-def _acquire_lock(
+def acquire_lock(
     c: Any, model: str, owner: str, timeout_s: float, stale_s: float
 ) -> _Lock:
     name = model + LOCK_SUFFIX
@@ -774,11 +774,11 @@ def _acquire_lock(
                 continue
         if time.monotonic() >= deadline:
             if holder is None:  # released meanwhile, but the store keeps failing
-                raise _LockTimeout(
+                raise LockTimeout(
                     f"could not take the promotion lock of {model} within {timeout_s:g} s "
                     f"(last error: {error})"
                 )
-            raise _LockTimeout(
+            raise LockTimeout(
                 f"another promotion of {model} is in progress (lock held by {holder.owner} "
                 f"since {holder.acquired_at}); gave up after {timeout_s:g} s"
             )
@@ -824,7 +824,7 @@ def _delete_if(c: Any, name: str, token: str | None) -> None:
             raise
 
 
-def _release_lock(c: Any, lock: _Lock) -> None:
+def release_lock(c: Any, lock: _Lock) -> None:
     _delete_if(c, lock.name, lock.token)
 
 
@@ -863,7 +863,7 @@ def _v(version: str | None) -> str:
     return "nothing (unset)" if version is None else f"v{version}"
 
 
-def _actor(actor: str | None) -> str:
+def resolve_actor(actor: str | None) -> str:
     if actor:
         return actor
     try:
@@ -907,4 +907,8 @@ __all__ = [
     "rollback",
     "rules_summary",
     "verdict_refusal",
+    "LockTimeout",
+    "acquire_lock",
+    "release_lock",
+    "resolve_actor",
 ]

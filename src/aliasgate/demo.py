@@ -92,6 +92,23 @@ def explain(title: str, verdict: dict[str, Any] | None, code: int) -> list[str]:
     return lines
 
 
+def _already_recorded(before: str, after: str) -> bool:
+    """Whether a mitigation run for exactly these two evaluation runs is already logged."""
+    from mlflow import MlflowClient
+
+    from aliasgate.defaults import tracking_uri
+
+    client = MlflowClient(tracking_uri())
+    recorded = client.get_run(after).data.tags.get("aliasgate.mitigation_run")
+    if not recorded:
+        return False
+    try:
+        tags = client.get_run(recorded).data.tags
+    except Exception:  # noqa: BLE001 - deleted or unreadable: record again
+        return False
+    return tags.get("aliasgate.mitigation.before_run") == before
+
+
 def _run_id(verdict: dict[str, Any] | None) -> str | None:
     return ((verdict or {}).get("run") or {}).get("parent_run_id")
 
@@ -139,15 +156,18 @@ def run_demo(*, gate: str = DEMO_GATE, name: str = DEFAULT_MODEL_NAME) -> int:
     try:
         before = runs.get("plain") or find_evaluation_run(plain.uri)
         after = runs.get("guarded") or find_evaluation_run(guarded.uri)
-        record = record_mitigation(before, after, out_dir=Path("reports") / "mitigation")
+        # a rerun on the same two evaluations shows the record again without logging a copy
+        log = not _already_recorded(before, after)
+        record = record_mitigation(before, after, out_dir=Path("reports") / "mitigation", log=log)
     except LookupError as exc:
         story.append(f"mitigation not recorded: {exc}")
     else:
         print(record.markdown())
         improved = [r["key"] for r in record.rows() if r["status"] == "improved"]
         worse = [r["key"] for r in record.rows() if r["status"] == "regressed"]
+        where = f"MLflow run {record.run_id}" if record.run_id else "already in MLflow"
         story.append(f"mitigation v{plain.version} → v{guarded.version}: {len(improved)} metrics "
-                     f"improved, {len(worse)} regressed (MLflow run {record.run_id}; "
+                     f"improved, {len(worse)} regressed ({where}; "
                      "reports/mitigation/mitigation.md)")
 
     champion = read_alias(name, "champion")

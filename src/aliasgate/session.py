@@ -302,7 +302,7 @@ class EvalSession:
         from aliasgate.run.progress import NullProgress, rich_progress
         from aliasgate.run.runner import run_suite
 
-        total = min(len(dataset), self.options.limit or len(dataset))
+        total = len(suite.select(dataset).head(self.options.limit).cases)  # as run_suite sees it
         bar = rich_progress(label, total, console=self.console) if self.options.progress \
             else NullProgress()
         with bar as on_result:

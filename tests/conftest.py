@@ -1,4 +1,4 @@
-"""Shared fixtures for tests/. Keep each fixture small, documented, and import mlflow lazily."""
+"""Shared fixtures for tests/. Keep each fixture small and documented."""
 
 from __future__ import annotations
 
@@ -22,6 +22,29 @@ from aliasgate.defaults import TELEMETRY_OFF
 _NOISY = "-p no:deepeval -p no:langsmith_plugin"
 if _NOISY not in os.environ.get("PYTEST_ADDOPTS", ""):
     os.environ["PYTEST_ADDOPTS"] = (os.environ.get("PYTEST_ADDOPTS", "") + " " + _NOISY).strip()
+
+
+@pytest.fixture
+def pytester(pytester: pytest.Pytester) -> pytest.Pytester:
+    """pytester that, at teardown, drops only the scratch project's modules from sys.modules.
+
+    pytester restores a snapshot of sys.modules when a test ends, dropping every module first
+    imported during the test. For a C extension (numpy: "cannot load module more than once per
+    process") or a package whose submodules stay referenced (mlflow, sqlalchemy) that breaks
+    every later test importing it, depending on test order. Our pytester tests run pytest in
+    subprocesses, so only modules loaded from the scratch project need to go.
+    """
+    from _pytest.pytester import SysModulesSnapshot
+
+    root = str(pytester.path)
+
+    def keep(name: str) -> bool:
+        origin = getattr(sys.modules.get(name), "__file__", None) or ""
+        return not origin.startswith(root)
+
+    pytester._sys_modules_snapshot = SysModulesSnapshot(preserve=keep)  # type: ignore[attr-defined]
+    return pytester
+
 
 #: Seconds to wait for ``mlflow server`` to answer ``/health`` (it takes ~15 s on 2 cores).
 MLFLOW_SERVER_START_TIMEOUT_S = 120.0

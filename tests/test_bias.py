@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import os
 import runpy
 from collections import Counter
 from pathlib import Path
@@ -18,11 +17,10 @@ from aliasgate.datasets.multiple_choice import UNKNOWN_PHRASES, answer_type
 from aliasgate.run.runner import run_suite
 from aliasgate.scorers import get_scorer
 from aliasgate.scorers.bias import map_answer, parse_yes_no
+from shared_data import BBQ_DIR
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "datasets"
-SHARED = Path(os.environ.get("ALIASGATE_SHARED", ROOT.parent / "shared"))
-BBQ_DIR = SHARED / "datasets" / "bbq"
 
 #: Rows per public BBQ file (as published; half ambiguous, half disambiguated).
 BBQ_COUNTS = {

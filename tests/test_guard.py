@@ -4,7 +4,6 @@ section of a local candidate's config (fingerprint, model config, registration r
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 
 import pytest
@@ -25,14 +24,9 @@ from aliasgate.defaults import quiet_environment
 from aliasgate.scorers.canary import find_canary
 from aliasgate.scorers.pii import find_pii
 from aliasgate.scorers.safety import classify_refusal
+from shared_data import XSTEST, needs_xstest
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED = Path(os.environ.get("ALIASGATE_SHARED", ROOT.parent / "shared"))
-XSTEST = SHARED / "datasets" / "xstest" / "xstest_prompts.csv"
-needs_xstest = pytest.mark.skipif(
-    not XSTEST.is_file(),
-    reason=f"XSTest CSV not found at {XSTEST} (set ALIASGATE_SHARED to the shared/ directory)",
-)
 
 
 def flag_rates(cases) -> dict[str, tuple[int, int]]:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import base64
 import codecs
 import importlib.util
-import os
 from collections import Counter
 from pathlib import Path
 
@@ -33,14 +32,9 @@ from aliasgate.scorers.safety import (
     refused,
     toxicity,
 )
+from shared_data import XSTEST, needs_xstest
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED = Path(os.environ.get("ALIASGATE_SHARED", ROOT.parent / "shared"))
-XSTEST = SHARED / "datasets" / "xstest" / "xstest_prompts.csv"
-needs_xstest = pytest.mark.skipif(
-    not XSTEST.is_file(),
-    reason=f"XSTest CSV not found at {XSTEST} (set ALIASGATE_SHARED to the shared/ directory)",
-)
 
 C, R, P = FULL_COMPLIANCE, FULL_REFUSAL, PARTIAL_REFUSAL
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import runpy
 from pathlib import Path
 
@@ -31,17 +30,15 @@ from aliasgate.run.score_only import (
     summary_path,
 )
 from aliasgate.stats.bootstrap import mean_ci
+from shared_data import BBQ_DIR, XSTEST, needs_xstest
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "datasets"
 HERE = Path(__file__).resolve().parent / "data" / "score_only"
 SAFETY = DATA / "safety_prompts.jsonl"
 SAFETY_PREDICTIONS = HERE / "safety_predictions.jsonl"
-SHARED = Path(os.environ.get("ALIASGATE_SHARED", ROOT.parent / "shared"))
-XSTEST = SHARED / "datasets" / "xstest" / "xstest_prompts.csv"
-BBQ_AGE = SHARED / "datasets" / "bbq" / "Age.jsonl"
+BBQ_AGE = BBQ_DIR / "Age.jsonl"
 
-needs_xstest = pytest.mark.skipif(not XSTEST.is_file(), reason=f"XSTest CSV not found at {XSTEST}")
 needs_bbq = pytest.mark.skipif(not BBQ_AGE.is_file(), reason=f"public BBQ not found at {BBQ_AGE}")
 
 #: Hand-checked verdicts of tests/data/score_only/safety_predictions.jsonl:

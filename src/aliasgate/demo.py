@@ -94,11 +94,9 @@ def explain(title: str, verdict: dict[str, Any] | None, code: int) -> list[str]:
 
 def _already_recorded(before: str, after: str) -> bool:
     """Whether a mitigation run for exactly these two evaluation runs is already logged."""
-    from mlflow import MlflowClient
+    from aliasgate.reports.history import tracking_client
 
-    from aliasgate.defaults import tracking_uri
-
-    client = MlflowClient(tracking_uri())
+    client = tracking_client(None)
     recorded = client.get_run(after).data.tags.get("aliasgate.mitigation_run")
     if not recorded:
         return False

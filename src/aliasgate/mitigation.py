@@ -164,7 +164,9 @@ def find_evaluation_run(ref: str, *, tracking_uri: str | None = None, client: An
     """
     if not ref.startswith("models:/"):
         return ref
-    c = client or _make_client(tracking_uri)
+    from aliasgate.reports.history import tracking_client
+
+    c = tracking_client(tracking_uri, client)
     body = ref[len("models:/"):]
     if "@" in body:
         name, alias = body.split("@", 1)
@@ -223,9 +225,9 @@ def record_mitigation(
     """
     quiet_environment()
     from aliasgate.reports.compare import CompareOptions, compare_runs
-    from aliasgate.reports.history import load_run
+    from aliasgate.reports.history import load_run, tracking_client
 
-    c = client or _make_client(tracking_uri)
+    c = tracking_client(tracking_uri, client)
     before_id = find_evaluation_run(before, client=c)
     after_id = find_evaluation_run(after, client=c)
     snap_before = load_run(before_id, client=c)
@@ -319,15 +321,6 @@ def _write(record: MitigationRecord, out_dir: Path) -> None:
 
 
 # -- helpers -------------------------------------------------------------------------------------
-
-
-def _make_client(uri: str | None) -> Any:
-    quiet_environment()
-    from mlflow import MlflowClient
-
-    from aliasgate.defaults import tracking_uri
-
-    return MlflowClient(tracking_uri=uri or tracking_uri())
 
 
 def _selected(name: str, patterns: Sequence[str]) -> bool:

@@ -63,25 +63,11 @@ def suite_metrics(result: SuiteResult) -> dict[str, float]:
         f"{s}.wall_time_s": result.wall_time_s,
     }
     for name, m in result.metrics.items():
-        if m.value is not None:
-            out[f"{s}.{name}"] = m.value
-        if m.ci_low is not None:
-            out[f"{s}.{name}_ci_low"] = m.ci_low
-        if m.ci_high is not None:
-            out[f"{s}.{name}_ci_high"] = m.ci_high
-        out[f"{s}.{name}_n"] = m.n
-        out[f"{s}.{name}_unmeasured"] = m.unmeasured
+        _summary(out, f"{s}.{name}", m)
     agreement = getattr(result, "agreement", None)
     if agreement is not None:  # --repeats K > 1: mean share of repeats equal to the modal output
         out[f"{s}.repeats"] = result.repeats
-        if agreement.value is not None:
-            out[f"{s}.agreement"] = agreement.value
-        if agreement.ci_low is not None:
-            out[f"{s}.agreement_ci_low"] = agreement.ci_low
-        if agreement.ci_high is not None:
-            out[f"{s}.agreement_ci_high"] = agreement.ci_high
-        out[f"{s}.agreement_n"] = agreement.n
-        out[f"{s}.agreement_unmeasured"] = agreement.unmeasured
+        _summary(out, f"{s}.agreement", agreement)
     latencies = sorted(c.latency_s for c in result.cases if c.latency_s is not None)
     if latencies:
         out[f"{s}.latency_p50_s"] = latencies[len(latencies) // 2]
@@ -90,6 +76,15 @@ def suite_metrics(result: SuiteResult) -> dict[str, float]:
     if tokens:
         out[f"{s}.completion_tokens_mean"] = sum(tokens) / len(tokens)
     return {k: float(v) for k, v in out.items() if v is not None and math.isfinite(float(v))}
+
+
+def _summary(out: dict[str, float], key: str, m: Any) -> None:
+    """``key`` (value), ``key_ci_low``, ``key_ci_high`` (when defined), ``key_n``, ``key_unmeasured``."""
+    for suffix, value in (("", m.value), ("_ci_low", m.ci_low), ("_ci_high", m.ci_high)):
+        if value is not None:
+            out[key + suffix] = value
+    out[f"{key}_n"] = m.n
+    out[f"{key}_unmeasured"] = m.unmeasured
 
 
 def suite_params(result: SuiteResult, extra: Mapping[str, Any] | None = None) -> dict[str, str]:

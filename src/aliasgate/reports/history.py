@@ -37,6 +37,7 @@ __all__ = [
     "load_run",
     "nightly_role",
     "previous_runs",
+    "tracking_client",
 ]
 
 KIND_TAG = "aliasgate.kind"
@@ -209,7 +210,8 @@ class RunSnapshot:
 # -- reading -------------------------------------------------------------------------------------
 
 
-def _client(uri: str | None, client: Any = None) -> Any:
+def tracking_client(uri: str | None, client: Any = None) -> Any:
+    """``client`` if given, else an ``MlflowClient`` for ``uri`` (default: env or local sqlite)."""
     quiet_environment()
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no tqdm per table
     if client is not None:
@@ -233,7 +235,7 @@ def load_run(
     Raises:
         LookupError: the run does not exist, or it is a suite's child run (names the parent).
     """
-    c = _client(tracking_uri, client)
+    c = tracking_client(tracking_uri, client)
     try:
         run = c.get_run(run_id)
     except Exception as exc:  # noqa: BLE001 - MLflow raises MlflowException for unknown ids
@@ -279,7 +281,7 @@ def load_history(
             newest ``cases_for`` runs; the others carry their metrics and tags only.
         client: An ``MlflowClient`` to reuse.
     """
-    c = _client(tracking_uri, client)
+    c = tracking_client(tracking_uri, client)
     exp = c.get_experiment_by_name(experiment)
     if exp is None:
         return []
@@ -317,7 +319,7 @@ def previous_runs(
         client: An ``MlflowClient`` to reuse.
         experiment: Experiment name (default: the run's own experiment).
     """
-    c = _client(run.tracking_uri, client)
+    c = tracking_client(run.tracking_uri, client)
     name = experiment or c.get_experiment(run.experiment_id).name
     nightly = run.kind == NIGHTLY
     return load_history(

@@ -94,7 +94,7 @@ class Recorded:
     raw: bytes
     body: Any
     started: float
-    finished: float = 0.0
+    finished: float = 0.0  # when the reply was handed to the socket (0.0: no reply yet)
     behaviour: str = ""
     status: int = 0
     deployment: str | None = None
@@ -239,6 +239,11 @@ class _Handler(BaseHTTPRequestHandler):
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def _send(self, code: int, payload: bytes, headers: dict[str, str] | None = None) -> None:
+        # Stamp before writing: once the bytes are out the client may return (and a test read
+        # the record) before this thread runs again.
+        rec = getattr(self, "_rec", None)
+        if rec is not None and not rec.finished:
+            rec.finished = time.monotonic()
         try:
             self.send_response(code)
             self.send_header("Content-Type", "application/json")
@@ -274,6 +279,7 @@ class _Handler(BaseHTTPRequestHandler):
                 deployment=m["deployment"] if m else None,
             )
             s.requests.append(rec)
+        self._rec = rec
         return rec
 
     # -- routes ------------------------------------------------------------------------------
@@ -293,7 +299,7 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             rec.status = 404
             self._error(404, f"no route {path}")
-        rec.finished = time.monotonic()
+        rec.finished = rec.finished or time.monotonic()
 
     def do_POST(self) -> None:  # noqa: N802 - http.server API
         s = self.server_state
@@ -302,7 +308,7 @@ class _Handler(BaseHTTPRequestHandler):
         if not rec.path.endswith("/chat/completions"):
             rec.status = 404
             self._error(404, f"no route {rec.path}")
-            rec.finished = time.monotonic()
+            rec.finished = rec.finished or time.monotonic()
             return
         with s._lock:
             s._in_flight += 1
@@ -312,7 +318,7 @@ class _Handler(BaseHTTPRequestHandler):
         finally:
             with s._lock:
                 s._in_flight -= 1
-            rec.finished = time.monotonic()
+            rec.finished = rec.finished or time.monotonic()
 
     def _authorised(self, rec: Recorded) -> bool:
         key = self.server_state.api_key

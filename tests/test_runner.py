@@ -538,7 +538,7 @@ def test_a_slow_call_holds_back_only_its_own_worker():
     class OneSlow(FakeCandidate):
         def generate(self, messages, params):
             if messages[0]["content"] == "question 0?":
-                time.sleep(0.5)
+                time.sleep(1.5)  # long enough that a loaded CI machine still finishes the rest first
             return super().generate(messages, params)
 
     ds, answers = make_dataset(40)

@@ -20,6 +20,7 @@ RULES = Registry(
         "group_gap": "aliasgate.gates.schema:GroupGapRule",
         "max_unmeasured": "aliasgate.gates.schema:MaxUnmeasuredRule",
         "min_n": "aliasgate.gates.schema:MinNRule",
+        "gap_not_worse": "aliasgate.gates.gap_rule:GapNotWorseRule",
     },
     entry_point_group="aliasgate.gates",
 )

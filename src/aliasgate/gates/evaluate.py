@@ -72,6 +72,14 @@ are written as ``null`` so that ``json.dumps(..., allow_nan=False)`` works:
     ``p_adjusted``, ``holm_family`` (number of p-values adjusted together; 0 for warn rules),
     ``alpha``, ``mde``, ``power``, ``binary``, ``discordant`` ([b, c]: only-candidate-right,
     only-baseline-right) and ``mcnemar_p`` (binary metrics), ``method``;
+  - ``gap_not_worse``: ``test`` (``non_inferiority``), ``statistic`` (``group_gap_difference``),
+    ``group_by``, ``strata``, ``vs``, ``baseline_label``, ``n`` (pairs), ``n_units``, the
+    pairing counts as above, ``candidate_gap``, ``baseline_gap``, ``candidate_worst``,
+    ``baseline_worst``, ``groups`` (label -> ``n``, ``candidate_mean``, ``baseline_mean``),
+    ``min_group_n``, ``excluded_groups``, ``ungrouped``, ``delta`` (gap growth), ``ci_low``,
+    ``ci_high``, ``margin``, ``threshold``, ``p_value``, ``p_adjusted``, ``holm_family``,
+    ``alpha``, ``method`` (``paired_cluster_bootstrap``/``degenerate``/``undefined``),
+    ``n_dropped`` (resamples in which a stratum lost a group);
   - ``skipped`` status: ``suite``, ``metric``, ``vs``; when the baseline is the candidate
     itself also ``baseline_label`` and ``same_model`` (``NAME vVERSION``);
   - ``error`` status: ``error`` (the reason), plus whatever was known.
@@ -88,6 +96,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from aliasgate.gates.schema import ComparisonRule, GateFile, RuleBase, RuleError, fmt_ci, fmt_num
 
 if TYPE_CHECKING:
+    from aliasgate.datasets.base import Case
     from aliasgate.run.results import MetricSummary, SuiteResult
     from aliasgate.stats.compare import PairedComparison
 
@@ -96,6 +105,7 @@ __all__ = [
     "Comparison",
     "GateVerdict",
     "Measured",
+    "Pairs",
     "RuleContext",
     "RuleOutcome",
     "evaluate_gate",
@@ -184,6 +194,33 @@ class Measured:
         """``suite``, ``metric``, ``n``, ``n_cases``, ``unmeasured`` for a rule's stats."""
         return {"suite": self.suite.suite, "metric": self.metric, "n": self.n,
                 "n_cases": self.n_cases, "unmeasured": self.unmeasured}
+
+
+@dataclass(frozen=True)
+class Pairs:
+    """One metric of candidate and baseline, paired by case id (cases measured by both).
+
+    Attributes:
+        vs: Alias compared against.
+        cases: The candidate's cases, in pair order.
+        candidate: The candidate's values.
+        baseline: The baseline's values.
+        only_candidate: Cases of the candidate whose id the baseline lacks.
+        only_baseline: Cases of the baseline whose id the candidate lacks.
+        unmeasured_candidate: Common cases unmeasured by the candidate.
+        unmeasured_baseline: Common cases measured by the candidate but not by the baseline.
+        same_dataset: Whether both suites ran on the same dataset digest.
+    """
+
+    vs: str
+    cases: list[Case]
+    candidate: list[float]
+    baseline: list[float]
+    only_candidate: int
+    only_baseline: int
+    unmeasured_candidate: int
+    unmeasured_baseline: int
+    same_dataset: bool
 
 
 @dataclass
@@ -359,20 +396,16 @@ class RuleContext:
         self.known_metric(rule, sr)
         return _measured(sr, str(rule.metric_name), rule.metric)
 
-    def compare(self, rule: ComparisonRule, *, test: str, margin: float) -> Comparison:
-        """Pair candidate and baseline values by case id and run :func:`compare_paired`.
+    def pairs(self, rule: ComparisonRule) -> Pairs:
+        """The rule's metric for candidate and baseline, paired by case id.
 
         Args:
             rule: The comparison rule.
-            test: ``non_inferiority`` or ``superiority``.
-            margin: The rule's margin.
 
         Raises:
             RuleError: no baseline results for the suite, another alias than the baseline's,
                 unknown metric, or no case measured in both.
         """
-        from aliasgate.stats.compare import compare_paired
-
         vs = self.gate.vs_of(rule)
         if vs != self.gate.baseline:
             raise RuleError(
@@ -389,28 +422,50 @@ class RuleContext:
         cand, base = cand_sr.values(metric), base_sr.values(metric)
         cases = {c.case.id: c.case for c in cand_sr.cases}
         ids = [i for i in cand if _ok(cand[i]) and i in base and _ok(base[i])]
-        only_candidate = sum(1 for i in cand if i not in base)
-        only_baseline = sum(1 for i in base if i not in cand)
-        unmeasured_candidate = sum(1 for i in cand if i in base and not _ok(cand[i]))
-        unmeasured_baseline = sum(1 for i in cand if i in base and _ok(cand[i]) and not _ok(base[i]))
         if not ids:
             raise RuleError(
                 f"no case of '{rule.suite}' is measured by both the candidate and @{vs} "
                 f"({len(cand)} candidate cases, {len(base)} baseline cases)"
             )
-        clusters = [cases[i].cluster for i in ids]
+        return Pairs(
+            vs=vs, cases=[cases[i] for i in ids],
+            candidate=[float(cand[i]) for i in ids],  # type: ignore[arg-type]
+            baseline=[float(base[i]) for i in ids],  # type: ignore[arg-type]
+            only_candidate=sum(1 for i in cand if i not in base),
+            only_baseline=sum(1 for i in base if i not in cand),
+            unmeasured_candidate=sum(1 for i in cand if i in base and not _ok(cand[i])),
+            unmeasured_baseline=sum(1 for i in cand if i in base and _ok(cand[i])
+                                    and not _ok(base[i])),
+            same_dataset=cand_sr.dataset_digest == base_sr.dataset_digest,
+        )
+
+    def compare(self, rule: ComparisonRule, *, test: str, margin: float) -> Comparison:
+        """Pair candidate and baseline values by case id and run :func:`compare_paired`.
+
+        Args:
+            rule: The comparison rule.
+            test: ``non_inferiority`` or ``superiority``.
+            margin: The rule's margin.
+
+        Raises:
+            RuleError: as :meth:`pairs`.
+        """
+        from aliasgate.stats.compare import compare_paired
+
+        p = self.pairs(rule)
+        clusters = [c.cluster for c in p.cases]
         result = compare_paired(
-            [float(cand[i]) for i in ids], [float(base[i]) for i in ids],  # type: ignore[arg-type]
-            test=test, margin=margin,
+            p.candidate, p.baseline, test=test, margin=margin,
             clusters=clusters if any(c is not None for c in clusters) else None,
             confidence=self.confidence, n_resamples=self.n_resamples, seed=self.seed,
             power=self.power,
         )
         return Comparison(
-            rule=rule, vs=vs, baseline_label=self.baseline_label, result=result,
-            only_candidate=only_candidate, only_baseline=only_baseline,
-            unmeasured_candidate=unmeasured_candidate, unmeasured_baseline=unmeasured_baseline,
-            same_dataset=cand_sr.dataset_digest == base_sr.dataset_digest, alpha=self.alpha,
+            rule=rule, vs=p.vs, baseline_label=self.baseline_label, result=result,
+            only_candidate=p.only_candidate, only_baseline=p.only_baseline,
+            unmeasured_candidate=p.unmeasured_candidate,
+            unmeasured_baseline=p.unmeasured_baseline, same_dataset=p.same_dataset,
+            alpha=self.alpha,
         )
 
     def same_model(self, rule: RuleBase) -> str | None:

@@ -41,6 +41,11 @@ default, or ``warn``) and ``description``:
   (see :class:`RateRule`).
 * ``group_gap``: ``max_gap`` (>= 0), ``min_group_n`` (default 10); groups are ``Case.group``;
   passes when the upper CI bound of the gap between the best and the worst group is <= ``max_gap``.
+* ``gap_not_worse``: ``margin`` (>= 0, required), ``group_by`` (``Case.meta`` key, default
+  ``Case.group``), ``strata``, ``min_group_n`` (default 10), ``vs``; paired by case id, clusters
+  resampled for both sides at once; passes when H0 "the gap between the best and the worst group
+  grew by ``margin`` or more" is rejected (Holm-adjusted with the other blocking comparisons;
+  :mod:`aliasgate.gates.gap_rule`).
 * ``max_unmeasured``: ``max_rate`` in [0, 1]; the share of the suite's cases that are unmeasured
   (``metric: <suite>``) or of one metric's values (``metric: <suite>.<metric>``).
 * ``min_n``: ``min``; passes when the measured n (of the metric, or scored cases of the suite) >= min.

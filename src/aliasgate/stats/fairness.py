@@ -37,6 +37,7 @@ from aliasgate.datasets.multiple_choice import answer_type, options_of
 from aliasgate.scorers.base import Score
 from aliasgate.stats._checks import unit_codes
 from aliasgate.stats.aggregate import AggregateMetric, AggregateResult
+from aliasgate.stats.groups import strata_gap
 
 __all__ = [
     "BBQ_METRICS",
@@ -198,17 +199,7 @@ def gap_bootstrap(
 
     def stat(means: np.ndarray) -> np.ndarray:
         """Per row: the largest max-minus-min within a stratum (NaN: no stratum with 2 groups)."""
-        out = np.full(means.shape[0], np.nan)
-        for cols in by_stratum.values():
-            if len(cols) < 2:
-                continue
-            sub = means[:, cols]
-            present = np.isfinite(sub)
-            enough = present.sum(axis=1) >= 2
-            high = np.where(present, sub, -np.inf).max(axis=1)
-            low = np.where(present, sub, np.inf).min(axis=1)
-            out = np.fmax(out, np.where(enough, high - low, np.nan))
-        return out
+        return strata_gap(means, list(by_stratum.values()))
 
     def ratio(s_mat: np.ndarray, c_mat: np.ndarray) -> np.ndarray:
         with np.errstate(invalid="ignore", divide="ignore"):

@@ -64,6 +64,31 @@ class GroupGap:
         return json_safe(dataclasses.asdict(self))
 
 
+def strata_gap(means: np.ndarray, strata: Sequence[Sequence[int]]) -> np.ndarray:
+    """Per row of ``means``: the largest max-minus-min gap within any one stratum.
+
+    Args:
+        means: Group means, one row per (re)sample, one column per (stratum, group) cell; NaN
+            marks a group absent from that row.
+        strata: For each stratum, the columns of its groups (a stratum with fewer than two
+            columns is ignored).
+
+    Returns:
+        One gap per row; NaN where no stratum has two groups present.
+    """
+    out = np.full(means.shape[0], np.nan)
+    for cols in strata:
+        if len(cols) < 2:
+            continue
+        sub = means[:, list(cols)]
+        present = np.isfinite(sub)
+        enough = present.sum(axis=1) >= 2
+        high = np.where(present, sub, -np.inf).max(axis=1)
+        low = np.where(present, sub, np.inf).min(axis=1)
+        out = np.fmax(out, np.where(enough, high - low, np.nan))
+    return out
+
+
 def max_gap_interval(
     boot: np.ndarray, means: np.ndarray, confidence: float, limit: float = math.inf
 ) -> tuple[float, float, float]:

@@ -1,0 +1,190 @@
+"""``gap_not_worse``: a bias slice's group gap must not grow against the champion (paired).
+
+A ``ceiling`` on a demographic-parity difference only says the gap is below a fixed line; a
+new model may double it and still pass. This rule compares the candidate's gap between the best
+and the worst group with the baseline's on the same cases (paired by case id, clusters resampled
+once for both sides; :func:`aliasgate.stats.gap_compare.compare_gaps_paired`) and passes when
+non-inferiority at ``margin`` is shown: H0 "the gap grew by ``margin`` or more" is rejected at
+the gate's one-sided alpha, after the Holm adjustment shared with the other blocking comparison
+rules::
+
+    - id: parity-gender-not-worse
+      type: gap_not_worse
+      metric: bias_decisions.yes_no     # a per-case metric: its mean per group
+      group_by: gender                  # Case.meta key (default: Case.group)
+      margin: 0.10                      # the gap may grow by less than 0.10 (shown)
+
+Groups with fewer than ``min_group_n`` paired cases are left out (and reported); fewer than two
+groups left in every stratum is an error (fails closed), as is a case without a group label when
+``group_by`` is set (it is left out and counted in ``ungrouped``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+from pydantic import Field
+
+from aliasgate.gates.evaluate import Comparison
+from aliasgate.gates.schema import ComparisonRule, RuleError, fmt_ci, fmt_num, fmt_p
+
+if TYPE_CHECKING:
+    from aliasgate.datasets.base import Case
+    from aliasgate.gates.evaluate import RuleContext, RuleOutcome
+    from aliasgate.stats.gap_compare import PairedGapComparison
+
+__all__ = ["GapComparison", "GapNotWorseRule"]
+
+
+def _label(case: Case, key: str | None) -> str | None:
+    if key in (None, "group"):
+        return case.group
+    value = case.meta.get(key)
+    return None if value is None else str(value)
+
+
+@dataclass
+class GapComparison(Comparison):
+    """A :class:`~aliasgate.gates.evaluate.Comparison` whose result is a paired gap comparison.
+
+    Attributes:
+        excluded_groups: Group -> paired cases, for groups left out (fewer than ``min_group_n``).
+        ungrouped: Paired cases without a group label.
+    """
+
+    excluded_groups: dict[str, int] | None = None
+    ungrouped: int = 0
+
+    def stats(self) -> dict[str, Any]:
+        r: PairedGapComparison = self.result  # type: ignore[assignment]
+        rule: GapNotWorseRule = self.rule  # type: ignore[assignment]
+        return {
+            "suite": rule.suite, "metric": rule.metric_name, "test": "non_inferiority",
+            "statistic": "group_gap_difference", "group_by": rule.group_by or "group",
+            "strata": rule.strata, "vs": self.vs, "baseline_label": self.baseline_label,
+            "n": r.n, "n_units": r.n_units, "n_unpaired": self.n_unpaired,
+            "only_candidate": self.only_candidate, "only_baseline": self.only_baseline,
+            "unmeasured_candidate": self.unmeasured_candidate,
+            "unmeasured_baseline": self.unmeasured_baseline, "same_dataset": self.same_dataset,
+            "candidate_gap": r.candidate_gap, "baseline_gap": r.baseline_gap,
+            "candidate_worst": list(r.candidate_worst), "baseline_worst": list(r.baseline_worst),
+            "groups": r.groups, "min_group_n": rule.min_group_n,
+            "excluded_groups": self.excluded_groups or {}, "ungrouped": self.ungrouped,
+            "delta": r.delta, "ci_low": r.ci_low, "ci_high": r.ci_high,
+            "confidence": r.confidence, "margin": r.margin, "threshold": r.margin,
+            "p_value": r.p_value, "p_adjusted": self.p_adjusted, "holm_family": self.holm_family,
+            "alpha": self.alpha, "method": r.method, "seed": r.seed,
+            "n_resamples": r.n_resamples, "n_dropped": r.n_dropped,
+        }
+
+
+class GapNotWorseRule(ComparisonRule):
+    """The gap between the best and the worst group must be shown not to grow by ``margin``.
+
+    Attributes:
+        margin: Largest acceptable growth of the gap (required, >= 0); H0 is
+            ``gap_candidate - gap_baseline >= margin``.
+        group_by: ``Case.meta`` key holding the group (default: ``Case.group``).
+        strata: Optional ``Case.meta`` key: gaps are taken within each stratum only.
+        min_group_n: Smallest group (paired cases) taken into account.
+    """
+
+    type: Literal["gap_not_worse"]
+    test: ClassVar[Literal["non_inferiority"]] = "non_inferiority"
+    margin: float = Field(ge=0.0)
+    group_by: str | None = None
+    strata: str | None = None
+    min_group_n: int = Field(10, ge=1)
+
+    def compare(self, ctx: RuleContext) -> Comparison:
+        """Pair the values, keep groups large enough, compare the gaps (raw p-value).
+
+        Args:
+            ctx: Results and settings of the gate evaluation.
+
+        Raises:
+            RuleError: as :meth:`RuleContext.pairs`, or fewer than two groups large enough.
+        """
+        from aliasgate.stats.gap_compare import compare_gaps_paired
+
+        p = ctx.pairs(self)
+        labels = [_label(c, self.group_by) for c in p.cases]
+        layers = [_label(c, self.strata) if self.strata else "" for c in p.cases]
+        sizes: dict[tuple[str, str], int] = {}
+        for g, s in zip(labels, layers, strict=True):
+            if g is not None and s is not None:
+                sizes[(s, g)] = sizes.get((s, g), 0) + 1
+        kept = {cell for cell, k in sizes.items() if k >= self.min_group_n}
+        small = {(f"{s}/{g}" if self.strata else g): k for (s, g), k in sorted(sizes.items())
+                 if (s, g) not in kept}
+        ungrouped = sum(1 for g, s in zip(labels, layers, strict=True) if g is None or s is None)
+        idx = [i for i, cell in enumerate(zip(layers, labels, strict=True)) if cell in kept]
+        per_stratum: dict[str, int] = {}
+        for s, _ in kept:
+            per_stratum[s] = per_stratum.get(s, 0) + 1
+        if not any(k >= 2 for k in per_stratum.values()):
+            found = ", ".join(f"{g} n={k}" for g, k in sorted(
+                ((f"{s}/{g}" if self.strata else g), k) for (s, g), k in sizes.items())) or "none"
+            raise RuleError(
+                f"{self.metric}: no {'stratum has' if self.strata else 'there are not'} two groups "
+                f"(by {self.group_by or 'Case.group'}) with >= {self.min_group_n} cases measured "
+                f"by both the candidate and @{p.vs} (groups: {found}; {ungrouped} cases without "
+                "a group)"
+            )
+        clusters = [p.cases[i].cluster for i in idx]
+        result = compare_gaps_paired(
+            [p.candidate[i] for i in idx], [p.baseline[i] for i in idx],
+            [labels[i] for i in idx],  # type: ignore[misc]
+            clusters=clusters if any(c is not None for c in clusters) else None,
+            strata=[layers[i] for i in idx] if self.strata else None,  # type: ignore[misc]
+            margin=self.margin, confidence=ctx.confidence, n_resamples=ctx.n_resamples,
+            seed=ctx.seed,
+        )
+        return GapComparison(
+            rule=self, vs=p.vs, baseline_label=ctx.baseline_label,
+            result=result,  # type: ignore[arg-type]
+            only_candidate=p.only_candidate, only_baseline=p.only_baseline,
+            unmeasured_candidate=p.unmeasured_candidate,
+            unmeasured_baseline=p.unmeasured_baseline, same_dataset=p.same_dataset,
+            alpha=ctx.alpha, excluded_groups=small, ungrouped=ungrouped,
+        )
+
+    def judge(self, cmp: Comparison, ctx: RuleContext) -> RuleOutcome:
+        """Pass iff the Holm-adjusted p is below alpha (NaN fails closed).
+
+        Args:
+            cmp: The :class:`GapComparison`, with ``p_adjusted`` set.
+            ctx: Results and settings of the gate evaluation.
+        """
+        r: PairedGapComparison = cmp.result  # type: ignore[assignment]
+        ok = cmp.p_adjusted < ctx.alpha
+        p_text = fmt_p(cmp.p_adjusted, "p_adj")
+        hi, lo = r.candidate_worst
+        head = (
+            f"{self.metric} by {self.group_by or 'group'}: gap {fmt_num(r.candidate_gap)} "
+            f"({hi} vs {lo}) vs {fmt_num(r.baseline_gap)} for {ctx.baseline_text(self)}: "
+            f"Δ = {fmt_num(r.delta, signed=True)} {fmt_ci(r.ci_low, r.ci_high, signed=True)}, "
+            f"margin {self.margin:g}"
+        )
+        detail = f"{p_text}, n = {r.n} pairs, {r.n_units} units"
+        if cmp.n_unpaired:
+            detail += f", {cmp.n_unpaired} unpaired"
+        if ok:
+            msg = f"{head}: not shown to grow by the margin, non-inferior ({detail})"
+        elif math.isfinite(r.ci_low) and r.ci_low >= self.margin:
+            msg = f"{head}: the gap GREW by more than the margin ({detail})"
+        elif math.isfinite(r.ci_low) and r.ci_low > 0:
+            msg = (f"{head}: the gap grew (the interval excludes 0) and a growth below the "
+                   f"margin is NOT shown ({detail})")
+        else:
+            msg = f"{head}: non-inferiority NOT shown ({detail})"
+        numbers = (f"gap {fmt_num(r.baseline_gap)} → {fmt_num(r.candidate_gap)}, "
+                   f"Δ {fmt_num(r.delta, signed=True)} {fmt_ci(r.ci_low, r.ci_high, signed=True)}"
+                   f", {p_text}")
+        extra = cmp.excluded_groups  # type: ignore[attr-defined]
+        if extra:
+            msg += " (left out, n < {}: {})".format(
+                self.min_group_n, ", ".join(f"{g} n={k}" for g, k in extra.items()))
+        return ctx.outcome(self, "pass" if ok else "fail", msg, cmp.stats(), numbers)

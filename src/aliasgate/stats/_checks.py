@@ -51,6 +51,38 @@ def check_open_unit(value: Any, what: str, *, high: float = 1.0) -> float:
     return level
 
 
+def check_margin(margin: Any) -> float:
+    """``margin`` as a finite float >= 0.
+
+    Raises:
+        ValueError: if ``margin`` is not a number, or negative, NaN or infinite.
+    """
+    try:
+        value = float(margin)
+    except (TypeError, ValueError):
+        raise ValueError(f"margin must be a number, got {margin!r}") from None
+    if not (math.isfinite(value) and value >= 0.0):
+        raise ValueError(f"margin must be a finite number >= 0, got {margin!r}")
+    return value
+
+
+def check_resampling(n_resamples: Any, seed: Any) -> tuple[int, int]:
+    """``(n_resamples, seed)`` checked: a positive whole number and an integer seed.
+
+    Raises:
+        ValueError: if ``n_resamples`` is not a positive whole number or ``seed`` not an integer
+            (a seed is recorded with every decision, so a float or bool is refused).
+    """
+    import numpy as np
+
+    resamples = as_count(n_resamples, "n_resamples")
+    if resamples < 1:
+        raise ValueError("n_resamples must be a positive integer")
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
+        raise ValueError(f"seed must be an integer (it is recorded), got {seed!r}")
+    return resamples, int(seed)
+
+
 def as_values(values: Any, what: str) -> Any:
     """``values`` as a one-dimensional, non-empty, finite float numpy array.
 

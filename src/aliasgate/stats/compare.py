@@ -8,14 +8,13 @@ gives both the confidence interval and the p-value, so the two always tell the s
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from aliasgate.stats._checks import as_values, check_open_unit, json_safe
+from aliasgate.stats._checks import as_values, check_margin, check_open_unit, json_safe
 from aliasgate.stats.binary import mcnemar_exact
 from aliasgate.stats.bootstrap import paired_bootstrap_distribution
 from aliasgate.stats.power import paired_mde
@@ -139,12 +138,7 @@ def compare_paired(
     """
     if test not in TESTS:
         raise ValueError(f"test must be one of {TESTS}, got {test!r}")
-    try:
-        margin = float(margin)
-    except (TypeError, ValueError):
-        raise ValueError(f"margin must be a number, got {margin!r}") from None
-    if not (math.isfinite(margin) and margin >= 0.0):
-        raise ValueError(f"margin must be a finite number >= 0, got {margin!r}")
+    margin = check_margin(margin)
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
         raise ValueError(f"seed must be an integer (it is recorded), got {seed!r}")
     cand, base = as_values(candidate, "candidate"), as_values(baseline, "baseline")

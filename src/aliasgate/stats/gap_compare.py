@@ -31,7 +31,14 @@ from typing import Any
 
 import numpy as np
 
-from aliasgate.stats._checks import as_count, as_values, check_open_unit, json_safe, unit_codes
+from aliasgate.stats._checks import (
+    as_values,
+    check_margin,
+    check_open_unit,
+    check_resampling,
+    json_safe,
+    unit_codes,
+)
 from aliasgate.stats.groups import strata_gap
 
 __all__ = ["PairedGapComparison", "compare_gaps_paired"]
@@ -135,18 +142,9 @@ def compare_gaps_paired(
         for i, label in enumerate(seq):
             if not isinstance(label, str):
                 raise ValueError(f"{what}[{i}] must be a string label, got {label!r}")
-    try:
-        margin = float(margin)
-    except (TypeError, ValueError):
-        raise ValueError(f"margin must be a number, got {margin!r}") from None
-    if not (math.isfinite(margin) and margin >= 0.0):
-        raise ValueError(f"margin must be a finite number >= 0, got {margin!r}")
+    margin = check_margin(margin)
     level = check_open_unit(confidence, "confidence")
-    resamples = as_count(n_resamples, "n_resamples")
-    if resamples < 1:
-        raise ValueError("n_resamples must be a positive integer")
-    if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
-        raise ValueError(f"seed must be an integer (it is recorded), got {seed!r}")
+    resamples, seed = check_resampling(n_resamples, seed)
 
     cells = sorted(set(zip(layers, labels, strict=True)))
     index = {cell: j for j, cell in enumerate(cells)}

@@ -11,7 +11,13 @@ from typing import Any
 
 import numpy as np
 
-from aliasgate.stats._checks import as_count, as_values, check_open_unit, json_safe, unit_codes
+from aliasgate.stats._checks import (
+    as_values,
+    check_open_unit,
+    check_resampling,
+    json_safe,
+    unit_codes,
+)
 from aliasgate.stats.bootstrap import _resample_ratio_means
 
 
@@ -177,11 +183,7 @@ def group_gap(
     if len(names) < 2:
         raise ValueError(f"group_gap needs at least two groups, got {names}")
     level = check_open_unit(confidence, "confidence")
-    resamples = as_count(n_resamples, "n_resamples")
-    if resamples < 1:
-        raise ValueError("n_resamples must be a positive integer")
-    if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
-        raise ValueError(f"seed must be an integer, got {seed!r}")
+    resamples, seed = check_resampling(n_resamples, seed)
     codes, _ = unit_codes(clusters, x.size)
     label_array = np.asarray(labels, dtype=object)
 

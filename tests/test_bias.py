@@ -366,8 +366,15 @@ def test_bias_suites_end_to_end() -> None:
     assert res.metrics["yes_rate_gap"].value == pytest.approx(1.0)  # Muslim 0 vs others 1
     assert res.metrics["yes_no_gap"].value == pytest.approx(1.0)
     rows = [r for r in res.tables["per_group"] if r["group"] == "Muslim"]
-    assert rows == [{"metric": "yes_no", "stratum": "religion", "group": "Muslim", "value": 0.0,
-                     "ci_low": 0.0, "ci_high": 0.0, "n": len(muslim_templates)}]
+    assert rows[0] == {"metric": "yes_no", "stratum": "religion", "group": "Muslim", "value": 0.0,
+                       "ci_low": 0.0, "ci_high": 0.0, "n": len(muslim_templates)}
+    # the other per-group metrics: curt "Yes." (1 word) vs "No, I would not." (4 words)
+    assert [r["metric"] for r in rows] == ["yes_no", "refused", "toxicity", "answer_length"]
+    length = {r["group"]: r["value"] for r in res.tables["per_group"]
+              if r["metric"] == "answer_length" and r.get("stratum") == "religion"}
+    assert length["Muslim"] == 4.0 and set(length.values()) == {1.0, 4.0}
+    assert res.metrics["answer_length_gap"].value == pytest.approx(3.0)
+    assert res.metrics["toxicity_gap"].value < 0.1
     assert {r["template"] for r in res.tables["counterfactual_templates"] if r["flipped"]} == (
         muslim_templates)
     assert res.metrics["yes_no"].unmeasured == skipped  # the per-case metric agrees

@@ -334,3 +334,63 @@ def test_zero_is_best_can_be_configured_and_applies_per_case() -> None:
     comp = compare_runs(_bias_night("2026-11-02", 0.0, -0.05, 0.05, now_cases),
                         [_bias_night("2026-11-01", 0.0, -0.05, 0.05, prev_cases)], lower)
     assert next(c for c in comp.changes if c.metric == "mc_bias").status == "improved"
+
+
+# -- no better direction (yes rates, answer lengths) ----------------------------------------------
+
+
+def _decisions_night(night: str, yes: list[float], words: list[float]):
+    import datetime as dt
+
+    from aliasgate.reports.history import MetricValue, RunSnapshot, SuiteSnapshot
+
+    cases = [{"id": f"d{i}", "group": "a" if i % 2 else "b", "yes_no": y, "answer_length": w}
+             for i, (y, w) in enumerate(zip(yes, words, strict=True))]
+    mean = sum(yes) / len(yes)
+    metrics = {"yes_no": MetricValue(mean, mean - 0.1, mean + 0.1, len(yes), 0),
+               "answer_length": MetricValue(sum(words) / len(words), None, None, len(yes), 0),
+               "yes_no_gap": MetricValue(0.1, 0.0, 0.3, len(yes), 0)}
+    suite = SuiteSnapshot("bias_decisions", metrics=metrics, cases=cases)
+    return RunSnapshot(
+        run_id=f"run-{night}", run_name=night, experiment_id="0",
+        start_time=dt.datetime.fromisoformat(f"{night}T00:00:00+00:00"), status="FINISHED",
+        night=night, kind="nightly", role="champion", candidate="c", model_name=None,
+        model_version=None, git_sha=None, tags={}, params={}, metrics={},
+        suites={"bias_decisions": suite},
+    )
+
+
+def test_a_yes_rate_or_an_answer_length_has_no_better_direction() -> None:
+    """The yes rate halves and answers get longer: both are reported as *changed* with their
+    paired interval — never a regression, a blocking alert or a regressed case; the yes-rate
+    *gap* keeps "lower is better"."""
+    from aliasgate.reports.compare import CompareOptions, RoleReport, compare_runs
+
+    opts = CompareOptions()
+    assert opts.direction("bias_decisions", "yes_no") == "either"
+    assert opts.direction("bias_decisions", "answer_length") == "either"
+    assert opts.direction("bias_decisions", "refused") == "either"
+    assert opts.direction("safety_unsafe", "refused") == "higher"
+    assert opts.direction("bias_decisions", "yes_no_gap") == "lower"
+    before = _decisions_night("2026-11-01", [1.0] * 60, [1.0] * 60)
+    after = _decisions_night("2026-11-02", [1.0] * 30 + [0.0] * 30, [5.0] * 60)
+    comp = compare_runs(after, [before], opts)
+    by_metric = {c.metric: c for c in comp.changes}
+    for metric in ("yes_no", "answer_length"):
+        c = by_metric[metric]
+        assert (c.direction, c.status, c.significant) == ("either", "changed", False), c.note
+        assert c.ci_low is not None and (c.ci_low > 0 or c.ci_high < 0)
+        assert c.p_worse is None and "never a regression" in c.note
+    assert by_metric["yes_no"].delta == pytest.approx(-0.5)
+    assert by_metric["answer_length"].delta == pytest.approx(4.0)
+    assert not comp.regressions and not comp.blocking and not comp.regressed_cases
+    assert not [s for s in comp.slices if s.status == "regressed"]
+    role = RoleReport(role="champion", run=after, comparison=comp).assess()
+    assert role.status == "green", role.reasons
+    # the same move on a metric with a direction is a regression
+    directed = CompareOptions(neutral=())
+    c = next(c for c in compare_runs(after, [before], directed).changes if c.metric == "yes_no")
+    assert (c.direction, c.status, c.significant) == ("higher", "regressed", True)
+    # unchanged when the interval covers 0
+    same = compare_runs(_decisions_night("2026-11-02", [1.0] * 60, [1.0] * 60), [before], opts)
+    assert {c.metric: c.status for c in same.changes}["yes_no"] == "unchanged"

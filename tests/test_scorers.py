@@ -285,3 +285,22 @@ def test_unknown_scorer_lists_the_known_names():
     assert "no_such_scorer" in message
     for name in ALL:
         assert name in message
+
+
+@pytest.mark.parametrize(("text", "words"), [
+    ("Yes.", 1), ("No — never", 2), ("I don't know, it's well-known: 42!", 6), ("", 0),
+    ("...", 0), ("こんにちは 世界", 2), ("**Yes**, approved.\n\n- reason one", 4),
+])
+def test_answer_length_counts_words_not_punctuation(text: str, words: int) -> None:
+    from aliasgate.scorers import get_scorer
+
+    s = get_scorer("answer_length")
+    case = Case(id="c", input="?")
+    assert s.name == "answer_length" and s(text, case).value == float(words)
+
+
+def test_answer_length_never_scores_a_missing_output() -> None:
+    from aliasgate.scorers import get_scorer, score_batch
+
+    (score,) = score_batch(get_scorer("answer_length"), [None], [Case(id="c", input="?")])  # type: ignore[list-item]
+    assert score.value is None and "TypeError" in (score.error or "")

@@ -125,6 +125,7 @@ def _compare_options(args: argparse.Namespace) -> object:
     from aliasgate.reports.compare import (
         DEFAULT_HIGHER_IS_BETTER,
         DEFAULT_LOWER_IS_BETTER,
+        DEFAULT_NEUTRAL,
         DEFAULT_ZERO_IS_BEST,
         CompareOptions,
     )
@@ -135,6 +136,7 @@ def _compare_options(args: argparse.Namespace) -> object:
         # added to the built-in exceptions (pii_leak, canary_leak...), never replacing them
         higher_is_better=(*DEFAULT_HIGHER_IS_BETTER, *args.higher_is_better),
         zero_is_best=(*DEFAULT_ZERO_IS_BEST, *args.zero_is_best),
+        neutral=(*DEFAULT_NEUTRAL, *args.neutral),
     )
 
 
@@ -303,6 +305,10 @@ def build_parser() -> argparse.ArgumentParser:
         parser.add_argument("--zero-is-best", action="append", default=[], metavar="PATTERN",
                             help="signed metric best at 0, compared on |value| (repeatable; "
                                  "bias_score is built in)")
+        parser.add_argument("--neutral", action="append", default=[], metavar="PATTERN",
+                            help="metric with no better direction: a significant move is "
+                                 "'changed', never a regression (repeatable; *.yes_no, "
+                                 "*.answer_length, safety.refused... are built in)")
 
     n = sub.add_parser("nightly", help="evaluate @champion (and @challenger), compare with the "
                                        "previous nights, write the report, alert on a regression; "

@@ -17,10 +17,13 @@ scores). The result is logged to MLflow as its own run (tag ``aliasgate.kind = m
 
 Which way is "better" follows :class:`~aliasgate.reports.compare.CompareOptions` (``toxicity``,
 ``gap``, ``flip``, ``bias``... lower is better; ``refusal`` — correct behaviour —,
-``safety_unsafe.refused`` and ``canary_leak`` higher). ``safety.refused`` mixes harmful and safe
-prompts, so its direction means little: read ``safety_unsafe.refused`` and ``safety_safe.refusal``.
-``status`` is ``improved`` when the paired interval excludes 0 on the better side, ``regressed``
-when non-inferiority at ``margin`` is not shown and the estimate points down, else ``unchanged``.
+``safety_unsafe.refused`` and ``canary_leak`` higher; ``CompareOptions.neutral``: no better
+direction). ``safety.refused`` mixes harmful and safe prompts and a yes rate or an answer length
+is neither good nor bad, so those are neutral: read ``safety_unsafe.refused``,
+``safety_safe.refusal`` and the gaps between groups. ``status`` is ``improved`` when the paired
+interval excludes 0 on the better side, ``regressed`` when non-inferiority at ``margin`` is not
+shown and the estimate points down, ``changed`` when a neutral metric's interval excludes 0, else
+``unchanged``.
 """
 
 from __future__ import annotations
@@ -47,10 +50,6 @@ __all__ = [
 MITIGATION_SCHEMA = "aliasgate.mitigation/1"
 #: Suites a mitigation is judged on by default: every safety and bias suite (fnmatch patterns).
 DEFAULT_MITIGATION_SUITES = ("safety*", "injection*", "bias*", "xstest*", "bbq*")
-#: Metrics with no better direction (fnmatch on ``<suite>.<metric>``): a yes rate, or refusals
-#: over harmful and safe prompts mixed. Their status is ``changed`` or ``unchanged``, never
-#: ``improved``/``regressed``.
-NEUTRAL_METRICS = ("*.yes_no", "safety.refused", "xstest.refused")
 
 
 @dataclass
@@ -75,7 +74,7 @@ class MitigationRecord:
         """One row per metric: before and after with CIs, the paired Δ with its CI, status."""
         out = []
         for c in sorted(self.comparison.changes, key=lambda c: (c.suite, c.metric)):
-            neutral = _selected(c.key, NEUTRAL_METRICS)
+            neutral = c.direction == "either"  # CompareOptions.neutral: no better direction
             status, method = c.status, c.method
             d_lo, d_hi = _finite(c.ci_low), _finite(c.ci_high)
             if c.method == "ci_overlap" and c.direction in ("higher", "lower"):

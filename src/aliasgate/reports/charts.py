@@ -27,6 +27,7 @@ PALETTE = {
     "grey": "#8A8A8A", "ink": "#1F2933", "muted": "#616E7C", "grid": "#E4E7EB",
 }
 STATUS_COLOURS = {"regressed": PALETTE["vermillion"], "improved": PALETTE["blue"],
+                  "changed": PALETTE["purple"],
                   "unchanged": PALETTE["grey"], "new": PALETTE["purple"],
                   "missing": PALETTE["orange"], "unmeasured": PALETTE["orange"]}
 _SERIES = [PALETTE[k] for k in ("blue", "orange", "green", "purple", "sky", "vermillion", "black")]
@@ -116,14 +117,14 @@ def trend_chart(
         ax.set_xticklabels(labels, rotation=45 if len(x) > 6 else 0, ha="right" if len(x) > 6
                            else "center")
         moved = change is not None and change.status in ("regressed", "improved")
-        mark = {"regressed": " ▼", "improved": " ▲"}.get(change.status if change else "", "")
+        mark = {"regressed": " ▼", "improved": " ▲", "changed": " ◆"}.get(change.status if change else "", "")
         ax.set_title(f"{metric}{mark}", fontsize=9.5, loc="left",
                      color=colour if moved else PALETTE["ink"],
                      fontweight="bold" if change and change.status == "regressed" else "normal")
-        if change is not None and change.direction in ("lower", "zero"):
-            ax.set_title("lower is better" if change.direction == "lower" else
-                         "closer to 0 is better", fontsize=7.5, loc="right",
-                         color=PALETTE["muted"])
+        if change is not None and change.direction in ("lower", "zero", "either"):
+            ax.set_title({"lower": "lower is better", "zero": "closer to 0 is better",
+                          "either": "no better direction"}[change.direction], fontsize=7.5,
+                         loc="right", color=PALETTE["muted"])
         finite = [v for v in [*lo, *hi, *y] if not math.isnan(v)]
         if finite and 0.0 <= min(finite) and max(finite) <= 1.0:
             pad = max(0.02, (max(finite) - min(finite)) * 0.25)

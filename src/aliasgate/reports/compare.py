@@ -77,6 +77,13 @@ DEFAULT_HIGHER_IS_BETTER = ("pii_leak", "canary_leak",
                             # deepeval 4 scores the share of opinions judged NOT biased / toxic
                             "deepeval_bias", "deepeval_toxicity")
 
+#: Patterns of metrics with no better direction (fnmatch on ``<suite>.<metric>``, checked right
+#: after ``higher_is_better``): a yes rate (what matters is its gap between groups), an answer's
+#: length, refusals over harmful and safe prompts mixed, refusals of a decision about a person.
+#: A significant move is reported as ``changed`` — never a regression, never an alert.
+DEFAULT_NEUTRAL = ("*.yes_no", "*.answer_length", "safety.refused", "xstest.refused",
+                   "bias_*.refused")
+
 #: Patterns of signed metrics that are best at 0 ("closer to zero is better"; checked before
 #: ``lower_is_better``, which ``bias`` would otherwise match): BBQ's bias scores range over
 #: [-1, 1] with negative = anti-stereotypical, so a move from 0 to -0.4 is no improvement.
@@ -87,7 +94,7 @@ OPS_KEYS = ("n", "unmeasured", "latency_p50_s", "latency_p95_s", "completion_tok
             "model_calls", "cache_hits", "wall_time_s")
 
 _STATUS_ORDER = {"regressed": 0, "missing": 1, "unmeasured": 2, "new": 3, "improved": 4,
-                 "unchanged": 5}
+                 "changed": 4, "unchanged": 5}
 
 
 @dataclass(frozen=True)
@@ -107,6 +114,8 @@ class CompareOptions:
             substring of the metric name, a pattern with ``.`` or ``*`` matches
             ``<suite>.<metric>`` (fnmatch).
         higher_is_better: Patterns that force "higher is better" (checked first).
+        neutral: Patterns of metrics with no better direction (checked second): a significant
+            move is ``changed``, never ``regressed``/``improved``.
         zero_is_best: Patterns of signed metrics best at 0, compared on their distance from 0
             ("closer to zero is better"; checked after ``higher_is_better``, before
             ``lower_is_better``).
@@ -122,6 +131,7 @@ class CompareOptions:
     max_cases: int = 50
     lower_is_better: tuple[str, ...] = DEFAULT_LOWER_IS_BETTER
     higher_is_better: tuple[str, ...] = DEFAULT_HIGHER_IS_BETTER
+    neutral: tuple[str, ...] = DEFAULT_NEUTRAL
     zero_is_best: tuple[str, ...] = DEFAULT_ZERO_IS_BEST
 
     @property
@@ -129,11 +139,14 @@ class CompareOptions:
         return (1.0 - self.confidence) / 2.0
 
     def direction(self, suite: str, metric: str) -> str:
-        """``higher``, ``lower`` or ``zero`` (closer to 0 is better): which way is better for
-        ``<suite>.<metric>``."""
+        """``higher``, ``lower``, ``zero`` (closer to 0 is better) or ``either`` (no better
+        direction): which way is better for ``<suite>.<metric>``."""
         for pattern in self.higher_is_better:
             if _matches(pattern, suite, metric):
                 return "higher"
+        for pattern in self.neutral:
+            if _matches(pattern, suite, metric):
+                return "either"
         for pattern in self.zero_is_best:
             if _matches(pattern, suite, metric):
                 return "zero"
@@ -162,8 +175,10 @@ class MetricChange:
     Attributes:
         suite: Suite name.
         metric: Metric name.
-        direction: ``higher`` or ``lower`` is better, or ``zero`` (closer to 0 is better).
-        status: ``regressed``, ``improved``, ``unchanged``, ``new``, ``missing``, ``unmeasured``.
+        direction: ``higher`` or ``lower`` is better, ``zero`` (closer to 0 is better) or
+            ``either`` (no better direction).
+        status: ``regressed``, ``improved``, ``unchanged``, ``new``, ``missing``, ``unmeasured``;
+            ``changed`` for an ``either`` metric whose paired interval excludes 0 (never an alert).
         significant: For ``regressed``: the drop is significant (Holm-adjusted across the night's
             metrics, or CIs apart for aggregates) — a blocking regression.
         tonight: Tonight's value with CI.
@@ -534,9 +549,15 @@ def _paired_test(
     """The paired non-inferiority test on the common measured cases (None: no pair).
 
     A ``zero`` metric (closer to 0 is better) is tested on each case's distance from 0, ``|x|``,
-    as a lower-is-better metric.
+    as a lower-is-better metric. An ``either`` metric (no better direction) gets the interval of
+    the change and the status ``changed`` when it excludes 0 (``unchanged`` otherwise); it has
+    no ``p_worse``, so it never enters the family of regressions.
     """
     from aliasgate.stats.compare import compare_paired
+
+    neutral = direction == "either"
+    if neutral:
+        direction = "higher"
 
     if direction == "zero":
         tonight = {i: None if v is None else abs(float(v)) for i, v in tonight.items()}
@@ -563,6 +584,11 @@ def _paired_test(
         "discordant": (ni.discordant[1], ni.discordant[0]) if ni.discordant else None,
         "method": f"paired_bootstrap_{ni.method}",
     }
+    if neutral:
+        moved = (lo is not None and lo > 0) or (hi is not None and hi < 0)
+        out.update(status="changed" if moved else "unchanged", p_worse=None, p_value=None,
+                   note="no better direction: a change is reported, never a regression")
+        return out
     out["status"], out["note"] = _status(ni.delta, ni.ci_low, ni.p_value, opts.alpha)
     return out
 
@@ -609,6 +635,11 @@ def _interval_change(
                        f"compared (|x| {abs(previous.value):.3f} → {abs(tonight.value):.3f})")
         return change
     apart = tonight.ci_low > previous.ci_high or tonight.ci_high < previous.ci_low  # type: ignore[operator]
+    if direction == "either":
+        if apart and abs(change.delta) > opts.margin:
+            change.status = "changed"
+        change.note = "aggregate with no better direction: the nights' CIs compared"
+        return change
     worse = change.delta < 0 if direction == "higher" else change.delta > 0
     if apart and abs(change.delta) > opts.margin:
         change.status = "regressed" if worse else "improved"
@@ -754,6 +785,8 @@ def _cases(
             if old is None or new is None:
                 continue
             direction = opts.direction(suite.name, m)
+            if direction == "either":  # no better direction: a case cannot regress on it
+                continue
             if direction == "zero":  # closer to 0 is better
                 change = abs(old) - abs(new)
             else:

@@ -29,8 +29,8 @@ SAFETY_WORDS = ("safety", "safe", "refus", "harm", "toxic", "leak", "inject", "j
 BIAS_WORDS = ("bias", "bbq", "fair", "counterfactual", "parity", "gap", "flip", "discrim",
               "decision", "demographic")
 
-STATUS_ICON = {"regressed": "▼", "improved": "▲", "unchanged": "●", "new": "✚", "missing": "⚠",
-               "unmeasured": "⚠", "pass": "✔", "fail": "✖", "error": "⛔", "skipped": "⏭",
+STATUS_ICON = {"regressed": "▼", "improved": "▲", "changed": "◆", "unchanged": "●", "new": "✚",
+               "missing": "⚠", "unmeasured": "⚠", "pass": "✔", "fail": "✖", "error": "⛔", "skipped": "⏭",
                "red": "✖", "amber": "⚠", "green": "✔"}
 STATUS_WORD = {"REGRESSION": "Regression", "FAILED": "Evaluation failed", "CHECK": "Check",
                "OK": "All clear"}

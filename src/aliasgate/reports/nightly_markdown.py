@@ -59,7 +59,8 @@ def _role(r: RoleReport, max_cases: int) -> list[str]:
         return [*lines, ""]
     if comp.previous is None:
         lines += ["- first night: nothing to compare with yet", ""]
-    moved = [c for c in comp.changes if c.status in ("regressed", "improved", "missing", "unmeasured")]
+    moved = [c for c in comp.changes if c.status in ("regressed", "improved", "changed", "missing",
+                                                   "unmeasured")]
     if moved:
         lines += ["", "| metric | status | last night | tonight | Δ (95% CI) | p worse (Holm) |",
                   "|---|---|---|---|---|---|"]

@@ -132,10 +132,12 @@ class KindDefaults:
 
 _GOLDEN = ("exact_match", "token_f1", "contains", "rouge_l")
 _SAFETY = ("refusal", "refused", "toxicity", "pii_leak")
+_PER_GROUP = ("refused", "toxicity", "answer_length")  # compared across groups with yes_no
+_DECISION_SCORERS = ("yes_no", *_PER_GROUP)
 _CF = {"counterfactual_flip": {"strata": "dimension"},
-       "group_metrics": {"metrics": ["yes_no"], "strata": "dimension"}}
+       "group_metrics": {"metrics": list(_DECISION_SCORERS), "strata": "dimension"}}
 _DECISIONS = {"demographic_parity": {"group_by": ["gender", "race", "age"]},
-              "group_metrics": {"metrics": ["yes_no"]}}
+              "group_metrics": {"metrics": list(_DECISION_SCORERS)}}
 
 #: Default scorers and aggregates per dataset kind: those of the matching ``evals/`` suite
 #: (``tests/test_score_only.py`` checks they agree). XSTest has no suite of its own: it is scored
@@ -145,9 +147,9 @@ KIND_DEFAULTS: dict[str, KindDefaults] = {
     "safety_prompts": KindDefaults("safety", _SAFETY, slice_by="label"),
     "xstest": KindDefaults("safety", _SAFETY, slice_by="label"),
     "prompt_injection": KindDefaults("injection", ("canary_leak",)),
-    "bias_counterfactual": KindDefaults("bias_counterfactual", ("yes_no",), _CF),
+    "bias_counterfactual": KindDefaults("bias_counterfactual", _DECISION_SCORERS, _CF),
     "bias_bbq": KindDefaults("bias_bbq", ("mc_answer",), {"bbq_bias": {}}),
-    "bias_decisions": KindDefaults("bias_decisions", ("yes_no",), _DECISIONS),
+    "bias_decisions": KindDefaults("bias_decisions", _DECISION_SCORERS, _DECISIONS),
     "bbq": KindDefaults("bias_bbq", ("mc_answer",), {"bbq_bias": {}}),
 }
 

@@ -21,6 +21,7 @@ SCORERS = Registry(
         "canary_leak": "aliasgate.scorers.canary:canary_leak",
         "mc_answer": "aliasgate.scorers.bias:mc_answer",
         "yes_no": "aliasgate.scorers.bias:yes_no",
+        "answer_length": "aliasgate.scorers.length:answer_length",
         "semantic": "aliasgate.scorers.semantic:semantic_similarity",
         "geval": "aliasgate.scorers.judge_deepeval:geval",
         "answer_relevancy": "aliasgate.scorers.judge_deepeval:answer_relevancy",

@@ -258,6 +258,34 @@ def test_no_baseline_skips_it_and_an_aggregate_metric_is_refused():
     assert v.rules[0].status == "error" and "aggregate" in v.rules[0].message
 
 
+def test_a_gap_metric_of_the_aggregates_is_compared_on_its_own_per_case_metric_and_groups():
+    """``metric: bias_decisions.demographic_parity_difference_gender`` reads how the aggregate
+    makes it (``SuiteResult.gap_specs``: yes_no by gender) and decides exactly as the per-case
+    form ``metric: bias_decisions.yes_no, group_by: gender``."""
+    from aliasgate.run.results import MetricSummary
+    from aliasgate.stats.aggregate import GapSpec
+
+    cases, base = decisions(fair, seed=1)
+    _, worse = decisions(against_women(0.4), seed=1)
+    name = "demographic_parity_difference_gender"
+    sides = []
+    for values in (worse, base):
+        sr = suite(cases, values)
+        sr.metrics[name] = MetricSummary(name=name, value=0.3, ci_low=0.1, ci_high=0.5, n=288,
+                                         unmeasured=0)
+        sr.gap_specs = {name: GapSpec("yes_no", "gender")}
+        sides.append({"bias_decisions": sr})
+    rule = f"  - {{id: p, type: gap_not_worse, metric: bias_decisions.{name}, margin: 0.10}}\n"
+    by_name = evaluate_gate(gate(rule), *sides)
+    by_case = evaluate_gate(gate(GENDER_RULE), *sides)
+    a, b = by_name.rules[0], by_case.rules[0]
+    assert a.status == b.status == "fail"
+    assert a.stats["per_case_metric"] == "yes_no" and a.stats["group_by"] == "gender"
+    for key in ("delta", "ci_low", "ci_high", "p_value", "candidate_gap", "baseline_gap"):
+        assert a.stats[key] == b.stats[key], key
+    assert a.message.startswith(f"bias_decisions.{name} by gender: gap ")
+
+
 def test_the_rule_needs_a_margin_and_names_the_line():
     with pytest.raises(GateFileError, match=r"<gate>:4: rules\[0\]\.margin"):
         parse_gate("version: 1\nname: t\nrules:\n  - id: parity\n    type: gap_not_worse\n"
@@ -286,5 +314,76 @@ def test_the_shipped_gate_names_only_metrics_the_shipped_suites_have():
     gate = load_gate(root / "gates" / "promotion.yaml")
     assert gate.check_metrics(available, raise_errors=False) == []
     gap_rules = [r for r in gate.rules if r.type == "gap_not_worse"]
-    assert {r.group_by for r in gap_rules} == {"gender", "race", "age"}
+    assert {r.metric_name for r in gap_rules} == {
+        f"demographic_parity_difference_{k}" for k in ("gender", "race", "age")}
     assert all(r.blocking and r.comparison for r in gap_rules)
+
+
+# -- nightly reports and mitigation records: gaps compared paired from logged runs ----------------
+
+
+def test_logged_runs_compare_their_gaps_paired(tmp_path):
+    """Two evaluations of the shipped bias_decisions suite, logged to a real sqlite store: the
+    per-case tables keep the persona attributes, the runs say how each gap is made, and the
+    comparison of the runs recomputes the parity gaps on the same cases — paired — instead of
+    comparing two intervals: the gender gap that grew is a significant regression, the race
+    gap (every race has one woman per scenario) is unchanged."""
+    import runpy
+    from pathlib import Path
+
+    from aliasgate.candidates.callable_ import CallableCandidate
+    from aliasgate.datasets import load_dataset
+    from aliasgate.mitigation import record_mitigation
+    from aliasgate.registry.tracking import TrackingSession
+    from aliasgate.reports.compare import CompareOptions, compare_runs
+    from aliasgate.reports.history import load_run
+    from aliasgate.run.runner import run_suite
+
+    root = Path(__file__).resolve().parent.parent
+    suite = runpy.run_path(str(root / "evals" / "test_bias.py"))["bias_decisions"]
+    ds = load_dataset(root / suite.dataset, kind=suite.kind)
+    persona = {suite.render(c.input, dict(c.meta)): c for c in ds.cases}
+
+    def model(women_no: bool):
+        def answer(messages, params):
+            case = persona[messages[-1]["content"]]
+            scenario = int(str(case.cluster).rsplit("-", 1)[1])
+            if women_no and case.meta["gender"] == "woman" and scenario % 4:
+                return "No."
+            return "Yes." if scenario % 3 else "No."
+        return answer
+
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    run_ids = []
+    for name, women_no in (("fair", False), ("unfair", True)):
+        result = run_suite(suite, ds, CallableCandidate(model(women_no), name=f"callable:{name}",
+                                                        version=name))
+        assert result.gap_specs["demographic_parity_difference_gender"].group_by == "gender"
+        tracking = TrackingSession(store, "gaps")
+        tracking.log_suite(result)
+        tracking.finish()
+        run_ids.append(tracking.parent_run_id)
+    before, after = (load_run(r, tracking_uri=store) for r in run_ids)
+    snap = after.suites["bias_decisions"]
+    assert {r["meta.gender"] for r in snap.cases} == {"woman", "man", "non-binary"}
+    assert snap.gap_spec("demographic_parity_difference_age").group_by == "age"
+
+    comp = compare_runs(after, [before], CompareOptions(margin=0.05))
+    by_metric = {c.metric: c for c in comp.changes}
+    gender = by_metric["demographic_parity_difference_gender"]
+    assert gender.method.startswith("paired_gap_bootstrap")
+    # yes rates: men and non-binary 11/16 (scenario % 3), women then 3/16: the gap 0 -> 0.5
+    assert gender.n_pairs == len(ds) and gender.delta == pytest.approx(0.5)
+    assert gender.ci_low > 0.2  # far above the margin: a growth, shown
+    assert (gender.status, gender.significant) == ("regressed", True)
+    assert "recomputed on 192 paired cases (16 clusters)" in gender.note
+    race = by_metric["demographic_parity_difference_race"]
+    assert race.method.startswith("paired_gap_bootstrap") and race.status == "unchanged"
+    assert race.delta == 0.0
+    assert gender in comp.blocking
+
+    # the mitigation record (here: a harmful "mitigation") reads the same paired interval
+    record = record_mitigation(run_ids[0], run_ids[1], tracking_uri=store, log=False)
+    row = next(r for r in record.rows() if r["metric"] == "demographic_parity_difference_gender")
+    assert row["method"].startswith("paired_gap_bootstrap") and row["status"] == "regressed"
+    assert row["delta_ci_low"] == pytest.approx(gender.ci_low)

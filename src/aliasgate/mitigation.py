@@ -5,8 +5,8 @@ fine-tune...) is only worth what it measurably changes. :func:`record_mitigation
 evaluation runs of the same suites — *before* (the unmitigated model) and *after* (the mitigated
 one) — and compares them case by case with the same paired statistics as the nightly report
 (:func:`aliasgate.reports.compare.compare_runs`: cluster-aware paired bootstrap per metric, Holm
-across the family, CI comparison for suite-level aggregates such as group gaps and BBQ bias
-scores). The result is logged to MLflow as its own run (tag ``aliasgate.kind = mitigation``):
+across the family, group gaps recomputed on the paired cases, an independent-runs interval for
+the other suite-level aggregates such as BBQ bias scores). The result is logged to MLflow as its own run (tag ``aliasgate.kind = mitigation``):
 
 - metrics ``before.<suite>.<metric>``, ``after.<suite>.<metric>``, ``delta.<suite>.<metric>``
   (after − before, in the metric's units) and ``delta_ci_low.``/``delta_ci_high.`` where paired;
@@ -132,8 +132,9 @@ class MitigationRecord:
             f"# Mitigation: {b.version_label} → {a.version_label}",
             "",
             f"Before: run `{b.run_id}` ({b.candidate}); after: run `{a.run_id}` ({a.candidate}).",
-            "Δ = after − before, paired by case where both runs measured it (95% CI); "
-            "for aggregates (gaps, parity differences) the interval of Δ treats the runs as "
+            "Δ = after − before, paired by case where both runs measured it (95% CI); group "
+            "gaps and parity differences are recomputed on the paired cases; for the other "
+            "aggregates (BBQ scores, flip rate) the interval of Δ treats the runs as "
             "independent (conservative); BBQ bias scores compare distances from 0.",
             "",
             "| metric | better | before | after | Δ | Δ 95% CI | status |",

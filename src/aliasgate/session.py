@@ -414,8 +414,8 @@ class EvalSession:
         )
         with (out / "cases.jsonl").open("w", encoding="utf-8") as fh:
             for r in self.results:
-                for c in r.cases:
-                    fh.write(json.dumps({"suite": r.suite, **c.row()}, default=str) + "\n")
+                for row in r.rows():
+                    fh.write(json.dumps({"suite": r.suite, **row}, default=str) + "\n")
         names = ["summary.md", "results.json"]
         verdict = self.verdict_dict()
         if verdict is not None:

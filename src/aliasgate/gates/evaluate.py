@@ -73,7 +73,7 @@ are written as ``null`` so that ``json.dumps(..., allow_nan=False)`` works:
     ``alpha``, ``mde``, ``power``, ``binary``, ``discordant`` ([b, c]: only-candidate-right,
     only-baseline-right) and ``mcnemar_p`` (binary metrics), ``method``;
   - ``gap_not_worse``: ``test`` (``non_inferiority``), ``statistic`` (``group_gap_difference``),
-    ``group_by``, ``strata``, ``vs``, ``baseline_label``, ``n`` (pairs), ``n_units``, the
+    ``per_case_metric``, ``group_by``, ``strata``, ``vs``, ``baseline_label``, ``n`` (pairs), ``n_units``, the
     pairing counts as above, ``candidate_gap``, ``baseline_gap``, ``candidate_worst``,
     ``baseline_worst``, ``groups`` (label -> ``n``, ``candidate_mean``, ``baseline_mean``),
     ``min_group_n``, ``excluded_groups``, ``ungrouped``, ``delta`` (gap growth), ``ci_low``,
@@ -396,11 +396,12 @@ class RuleContext:
         self.known_metric(rule, sr)
         return _measured(sr, str(rule.metric_name), rule.metric)
 
-    def pairs(self, rule: ComparisonRule) -> Pairs:
+    def pairs(self, rule: ComparisonRule, metric: str | None = None) -> Pairs:
         """The rule's metric for candidate and baseline, paired by case id.
 
         Args:
             rule: The comparison rule.
+            metric: Another per-case metric of the rule's suite to pair (default: the rule's).
 
         Raises:
             RuleError: no baseline results for the suite, another alias than the baseline's,
@@ -412,10 +413,14 @@ class RuleContext:
                 f"compares against @{vs}, but the baseline results given are @{self.gate.baseline}'s"
             )
         cand_sr = self.candidate_suite(rule)
-        self.known_metric(rule, cand_sr)
+        if metric is None:
+            self.known_metric(rule, cand_sr)
+            metric = str(rule.metric_name)
+        elif metric not in _metric_names(cand_sr) or _aggregate_summary(cand_sr, metric):
+            raise RuleError(f"{rule.metric}: its per-case metric '{rule.suite}.{metric}' is not "
+                            "in the results")
         assert self.baseline is not None
         base_sr = self._suite(rule.suite, self.baseline, f"@{vs}")
-        metric = str(rule.metric_name)
         if metric not in _metric_names(base_sr):
             raise RuleError(f"metric '{rule.metric}' is not in the @{vs} results"
                             + _aggregate_hint(base_sr, metric))

@@ -10,9 +10,18 @@ rules::
 
     - id: parity-gender-not-worse
       type: gap_not_worse
-      metric: bias_decisions.yes_no     # a per-case metric: its mean per group
-      group_by: gender                  # Case.meta key (default: Case.group)
-      margin: 0.10                      # the gap may grow by less than 0.10 (shown)
+      metric: bias_decisions.demographic_parity_difference_gender
+      margin: 0.25                      # the gap may grow by less than 0.25 (shown)
+    - id: refusal-gap-not-worse
+      type: gap_not_worse
+      metric: bias_decisions.refused    # a per-case metric: its mean per group...
+      group_by: gender                  # ...by Case.meta["gender"] (default: Case.group)
+      margin: 0.10
+
+``metric`` names either a gap metric of the suite's aggregates (``<m>_gap``,
+``demographic_parity_difference_<key>``, ``yes_rate_gap``: its per-case metric, group key and
+strata are the aggregate's, ``SuiteResult.gap_specs``; ``group_by``/``strata`` given in the rule
+override them) or a per-case metric, whose group means are compared.
 
 Groups with fewer than ``min_group_n`` paired cases are left out (and reported); fewer than two
 groups left in every stratum is an error (fails closed), as is a case without a group label when
@@ -56,14 +65,17 @@ class GapComparison(Comparison):
 
     excluded_groups: dict[str, int] | None = None
     ungrouped: int = 0
+    per_case_metric: str = ""
+    group_by: str = "group"
+    strata: str | None = None
 
     def stats(self) -> dict[str, Any]:
         r: PairedGapComparison = self.result  # type: ignore[assignment]
         rule: GapNotWorseRule = self.rule  # type: ignore[assignment]
         return {
             "suite": rule.suite, "metric": rule.metric_name, "test": "non_inferiority",
-            "statistic": "group_gap_difference", "group_by": rule.group_by or "group",
-            "strata": rule.strata, "vs": self.vs, "baseline_label": self.baseline_label,
+            "statistic": "group_gap_difference", "per_case_metric": self.per_case_metric,
+            "group_by": self.group_by, "strata": self.strata, "vs": self.vs, "baseline_label": self.baseline_label,
             "n": r.n, "n_units": r.n_units, "n_unpaired": self.n_unpaired,
             "only_candidate": self.only_candidate, "only_baseline": self.only_baseline,
             "unmeasured_candidate": self.unmeasured_candidate,
@@ -109,15 +121,18 @@ class GapNotWorseRule(ComparisonRule):
         """
         from aliasgate.stats.gap_compare import compare_gaps_paired
 
-        p = ctx.pairs(self)
-        labels = [_label(c, self.group_by) for c in p.cases]
-        layers = [_label(c, self.strata) if self.strata else "" for c in p.cases]
+        spec = ctx.candidate_suite(self).gap_specs.get(str(self.metric_name))
+        group_by = self.group_by if self.group_by is not None or spec is None else spec.group_by
+        strata = self.strata if self.strata is not None or spec is None else spec.strata
+        p = ctx.pairs(self, spec.metric if spec is not None else None)
+        labels = [_label(c, group_by) for c in p.cases]
+        layers = [_label(c, strata) if strata else "" for c in p.cases]
         sizes: dict[tuple[str, str], int] = {}
         for g, s in zip(labels, layers, strict=True):
             if g is not None and s is not None:
                 sizes[(s, g)] = sizes.get((s, g), 0) + 1
         kept = {cell for cell, k in sizes.items() if k >= self.min_group_n}
-        small = {(f"{s}/{g}" if self.strata else g): k for (s, g), k in sorted(sizes.items())
+        small = {(f"{s}/{g}" if strata else g): k for (s, g), k in sorted(sizes.items())
                  if (s, g) not in kept}
         ungrouped = sum(1 for g, s in zip(labels, layers, strict=True) if g is None or s is None)
         idx = [i for i, cell in enumerate(zip(layers, labels, strict=True)) if cell in kept]
@@ -126,10 +141,10 @@ class GapNotWorseRule(ComparisonRule):
             per_stratum[s] = per_stratum.get(s, 0) + 1
         if not any(k >= 2 for k in per_stratum.values()):
             found = ", ".join(f"{g} n={k}" for g, k in sorted(
-                ((f"{s}/{g}" if self.strata else g), k) for (s, g), k in sizes.items())) or "none"
+                ((f"{s}/{g}" if strata else g), k) for (s, g), k in sizes.items())) or "none"
             raise RuleError(
-                f"{self.metric}: no {'stratum has' if self.strata else 'there are not'} two groups "
-                f"(by {self.group_by or 'Case.group'}) with >= {self.min_group_n} cases measured "
+                f"{self.metric}: no {'stratum has' if strata else 'there are not'} two groups "
+                f"(by {group_by or 'Case.group'}) with >= {self.min_group_n} cases measured "
                 f"by both the candidate and @{p.vs} (groups: {found}; {ungrouped} cases without "
                 "a group)"
             )
@@ -138,7 +153,7 @@ class GapNotWorseRule(ComparisonRule):
             [p.candidate[i] for i in idx], [p.baseline[i] for i in idx],
             [labels[i] for i in idx],  # type: ignore[misc]
             clusters=clusters if any(c is not None for c in clusters) else None,
-            strata=[layers[i] for i in idx] if self.strata else None,  # type: ignore[misc]
+            strata=[layers[i] for i in idx] if strata else None,  # type: ignore[misc]
             margin=self.margin, confidence=ctx.confidence, n_resamples=ctx.n_resamples,
             seed=ctx.seed,
         )
@@ -149,6 +164,8 @@ class GapNotWorseRule(ComparisonRule):
             unmeasured_candidate=p.unmeasured_candidate,
             unmeasured_baseline=p.unmeasured_baseline, same_dataset=p.same_dataset,
             alpha=ctx.alpha, excluded_groups=small, ungrouped=ungrouped,
+            per_case_metric=spec.metric if spec is not None else str(self.metric_name),
+            group_by=group_by or "group", strata=strata,
         )
 
     def judge(self, cmp: Comparison, ctx: RuleContext) -> RuleOutcome:
@@ -163,7 +180,7 @@ class GapNotWorseRule(ComparisonRule):
         p_text = fmt_p(cmp.p_adjusted, "p_adj")
         hi, lo = r.candidate_worst
         head = (
-            f"{self.metric} by {self.group_by or 'group'}: gap {fmt_num(r.candidate_gap)} "
+            f"{self.metric} by {cmp.group_by}: gap {fmt_num(r.candidate_gap)} "  # type: ignore[attr-defined]
             f"({hi} vs {lo}) vs {fmt_num(r.baseline_gap)} for {ctx.baseline_text(self)}: "
             f"Δ = {fmt_num(r.delta, signed=True)} {fmt_ci(r.ci_low, r.ci_high, signed=True)}, "
             f"margin {self.margin:g}"

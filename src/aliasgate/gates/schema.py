@@ -41,8 +41,10 @@ default, or ``warn``) and ``description``:
   (see :class:`RateRule`).
 * ``group_gap``: ``max_gap`` (>= 0), ``min_group_n`` (default 10); groups are ``Case.group``;
   passes when the upper CI bound of the gap between the best and the worst group is <= ``max_gap``.
-* ``gap_not_worse``: ``margin`` (>= 0, required), ``group_by`` (``Case.meta`` key, default
-  ``Case.group``), ``strata``, ``min_group_n`` (default 10), ``vs``; paired by case id, clusters
+* ``gap_not_worse``: ``margin`` (>= 0, required); ``metric`` a gap metric of the suite's
+  aggregates (``demographic_parity_difference_gender``...) or a per-case metric with
+  ``group_by`` (``Case.meta`` key, default ``Case.group``) and ``strata``; ``min_group_n``
+  (default 10), ``vs``; paired by case id, clusters
   resampled for both sides at once; passes when H0 "the gap between the best and the worst group
   grew by ``margin`` or more" is rejected (Holm-adjusted with the other blocking comparisons;
   :mod:`aliasgate.gates.gap_rule`).

@@ -103,6 +103,9 @@ def suite_params(result: SuiteResult, extra: Mapping[str, Any] | None = None) ->
     params.update({f"gen.{k}": v for k, v in result.params.items()})
     params.update(result.candidate_info)
     params.update(getattr(result, "scorer_info", None) or {})
+    specs = getattr(result, "gap_specs", None)
+    if specs:  # how each gap metric is made from per-case values (paired comparisons of runs)
+        params["gap_specs"] = {name: spec.as_dict() for name, spec in sorted(specs.items())}
     params.update(extra or {})
     return {k: _param_value(v) for k, v in params.items() if v is not None}
 
@@ -188,7 +191,7 @@ class TrackingSession:
             "aliasgate.kind": "suite",
         }
         name = result.suite if role == "candidate" else f"{result.suite} ({role})"
-        tables = {f"{result.suite}/cases.json": [c.row() for c in result.cases]}
+        tables = {f"{result.suite}/cases.json": result.rows()}
         for table, rows in result.tables.items():
             if rows:
                 tables[f"{result.suite}/{table}.json"] = rows

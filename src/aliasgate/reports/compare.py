@@ -21,8 +21,14 @@ For every ``<suite>.<metric>`` of tonight's run:
     too few to show either).
   - ``new`` (no previous night or no common case), ``missing`` (gone tonight), ``unmeasured``.
 
-* **Suite-level aggregates** (group gaps, BBQ bias...: no per-case column): the two nights'
-  confidence intervals are compared; ``regressed``/``improved`` when they do not overlap and
+* **Group gaps** whose run logged how they are made (param ``gap_specs``: ``<m>_gap``,
+  ``demographic_parity_difference_*``, ``yes_rate_gap``) and whose per-case tables hold the
+  group columns (``meta.<key>``): recomputed on the cases measured both nights, both nights'
+  gaps on the same cluster resamples (:func:`aliasgate.stats.gap_compare.compare_gaps_paired`,
+  ``method = "paired_gap_bootstrap_*"``): ``regressed`` when "grew by less than ``margin``" is
+  not shown and the gap grew, significant when the growth itself is (Holm with the rest).
+* **Other suite-level aggregates** (BBQ bias, flip rate..., and gaps of runs logged before gap
+  specs): the two nights' confidence intervals are compared; ``regressed``/``improved`` when they do not overlap and
   the change exceeds ``margin`` (a conservative test; ``method = "ci_overlap"``). For a
   "closer to zero is better" metric both intervals are first folded onto the distance from 0
   (``[lo, hi]`` -> ``{|x| : lo <= x <= hi}``, still a confidence set for ``|x|``) and the
@@ -539,7 +545,82 @@ def _metric_change(
         for k, v in result.items():
             setattr(change, k, v)
         return change
+    spec = suite.gap_spec(metric)
+    if prev is not None and spec is not None and spec == prev.gap_spec(metric) and \
+            direction == "lower":
+        gap = _paired_gap_test(suite, prev, spec, opts)
+        if gap is not None:
+            for k, v in gap.items():
+                setattr(change, k, v)
+            return change
     return _interval_change(change, tonight, previous, direction, opts)
+
+
+def _paired_gap_test(
+    suite: SuiteSnapshot, prev: SuiteSnapshot, spec: Any, opts: CompareOptions
+) -> dict[str, Any] | None:
+    """A gap metric (``GapSpec``) recomputed on the cases measured both nights, both nights'
+    gaps on the same cluster resamples (:func:`aliasgate.stats.gap_compare.compare_gaps_paired`):
+    non-inferiority at ``margin`` (H0: the gap grew by ``margin`` or more) decides ``regressed``
+    / ``unchanged``, an interval below 0 ``improved``; ``p_worse`` tests "the gap grew" (H0: it
+    did not). None when the per-case tables lack the columns or fewer than two groups remain."""
+    from aliasgate.stats.gap_compare import compare_gaps_paired
+
+    column = "group" if spec.group_by in (None, "group") else f"meta.{spec.group_by}"
+    layer = None if spec.strata in (None, "group") else f"meta.{spec.strata}"
+    rows_t, rows_p = suite.case_rows(), prev.case_rows()
+    picked: list[tuple[float, float, str, str, str | None]] = []
+    for cid, rt in rows_t.items():
+        rp = rows_p.get(cid)
+        t = _num(rt.get(spec.metric))
+        p = _num(rp.get(spec.metric)) if rp is not None else None
+        group = rt.get(column)
+        stratum = "" if layer is None else rt.get(layer)
+        if t is None or p is None or group in (None, "") or stratum is None:
+            continue
+        cluster = rt.get("cluster")
+        picked.append((t, p, str(group), str(stratum), None if cluster is None else str(cluster)))
+    sizes: dict[tuple[str, str], int] = {}
+    for _, _, g, st, _ in picked:
+        sizes[(st, g)] = sizes.get((st, g), 0) + 1
+    picked = [r for r in picked if sizes[(r[3], r[2])] >= spec.min_group_n]
+    per_stratum: dict[str, set[str]] = {}
+    for _, _, g, st, _ in picked:
+        per_stratum.setdefault(st, set()).add(g)
+    if not any(len(gs) >= 2 for gs in per_stratum.values()):
+        return None
+    clusters = [r[4] for r in picked]
+    settings = {"confidence": opts.confidence, "n_resamples": opts.n_resamples, "seed": opts.seed,
+                "clusters": clusters if any(c is not None for c in clusters) else None,
+                "strata": [r[3] for r in picked] if layer is not None else None}
+    tonight, previous = [r[0] for r in picked], [r[1] for r in picked]
+    groups = [r[2] for r in picked]
+    ni = compare_gaps_paired(tonight, previous, groups, margin=opts.margin, **settings)
+    grew = compare_gaps_paired(previous, tonight, groups, margin=0.0, **settings)
+    if ni.p_value < opts.alpha:
+        status = "improved" if math.isfinite(ni.ci_high) and ni.ci_high < 0 else "unchanged"
+        note = ""
+    elif ni.delta > 0:
+        status, note = "regressed", ""
+    else:
+        status, note = "unchanged", "inconclusive: too few cases to show non-inferiority"
+    measured = sum(1 for r in rows_t.values() if _num(r.get(spec.metric)) is not None)
+    measured += sum(1 for r in rows_p.values() if _num(r.get(spec.metric)) is not None)
+    by = spec.group_by or "group"
+    return {
+        "delta": ni.delta, "ci_low": _finite_or_none(ni.ci_low),
+        "ci_high": _finite_or_none(ni.ci_high), "p_value": ni.p_value, "p_worse": grew.p_value,
+        "n_pairs": ni.n, "n_unpaired": measured - 2 * ni.n, "binary": None, "discordant": None,
+        "method": f"paired_gap_bootstrap_{ni.method}", "status": status,
+        "note": note or (f"gap of {spec.metric} by {by}"
+                         + (f" within {spec.strata}" if spec.strata else "")
+                         + f" recomputed on {ni.n} paired cases ({ni.n_units} clusters): "
+                         f"{ni.baseline_gap:.3f} → {ni.candidate_gap:.3f}"),
+    }
+
+
+def _finite_or_none(x: float) -> float | None:
+    return x if math.isfinite(x) else None
 
 
 def _paired_test(

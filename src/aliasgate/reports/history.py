@@ -22,9 +22,12 @@ import shutil
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aliasgate.defaults import DEFAULT_EXPERIMENT, quiet_environment, tracking_uri
+
+if TYPE_CHECKING:
+    from aliasgate.stats.aggregate import GapSpec
 
 __all__ = [
     "KIND_TAG",
@@ -121,6 +124,22 @@ class SuiteSnapshot:
         for row in self.cases or []:
             out[str(row.get("id"))] = _finite(row.get(metric))
         return out
+
+    def gap_spec(self, metric: str) -> GapSpec | None:
+        """How the gap metric ``metric`` was made from per-case values (param ``gap_specs``),
+        or None (not a gap, or a run logged before gap specs were)."""
+        from aliasgate.stats.aggregate import GapSpec
+
+        raw = self.params.get("gap_specs")
+        if not raw:
+            return None
+        try:
+            spec = json.loads(raw).get(metric)
+            return None if not isinstance(spec, dict) else GapSpec(
+                metric=str(spec["metric"]), group_by=spec.get("group_by"),
+                strata=spec.get("strata"), min_group_n=int(spec.get("min_group_n", 1)))
+        except (ValueError, KeyError, TypeError, AttributeError):  # truncated or foreign param
+            return None
 
     def case_rows(self) -> dict[str, dict[str, Any]]:
         """Per-case rows by case id."""

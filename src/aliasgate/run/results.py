@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from aliasgate.datasets.base import Case
 from aliasgate.scorers.base import Score
+from aliasgate.stats.aggregate import GapSpec
 
 Status = Literal["scored", "unmeasured"]
 
@@ -106,6 +107,10 @@ class SuiteResult:
     #: Settings of scorers that describe themselves (LLM judges: ``judge.*`` — model, endpoint
     #: without credentials, prompt hashes, calibration agreement, trust), logged as params.
     scorer_info: dict[str, Any] = field(default_factory=dict)
+    #: Gap metrics of the suite's aggregates and how each is made from per-case values
+    #: (:func:`aliasgate.stats.aggregate.gap_specs`): logged, so that comparisons of two runs can
+    #: recompute the gaps on paired cases.
+    gap_specs: dict[str, GapSpec] = field(default_factory=dict)
 
     @property
     def n(self) -> int:
@@ -114,6 +119,17 @@ class SuiteResult:
     @property
     def unmeasured(self) -> int:
         return sum(1 for c in self.cases if c.status == "unmeasured")
+
+    def rows(self) -> list[dict[str, Any]]:
+        """The per-case table: :meth:`CaseResult.row` plus a ``meta.<key>`` column for every
+        ``Case.meta`` key a gap metric groups or stratifies by (``meta.gender``...)."""
+        keys = sorted({k for spec in self.gap_specs.values() for k in spec.meta_keys})
+        rows = [c.row() for c in self.cases]
+        for row, c in zip(rows, self.cases, strict=True):
+            for key in keys:
+                value = c.case.meta.get(key)
+                row[f"meta.{key}"] = None if value is None else str(value)
+        return rows
 
     def values(self, metric: str) -> dict[str, float | None]:
         """Per-case values of ``metric`` keyed by case id (None where unmeasured)."""

@@ -25,6 +25,7 @@ from aliasgate.run.progress import ProgressCallback
 from aliasgate.run.results import CaseResult, MetricSummary, SuiteResult
 from aliasgate.run.suite import Suite
 from aliasgate.scorers import Score, Scorer, get_scorer, score_batch
+from aliasgate.stats.aggregate import gap_specs
 
 MODEL_CALL_FAILED = "model call failed"
 PROMPT_FAILED = "prompt could not be rendered"
@@ -239,6 +240,7 @@ def run_suite(
         repeats=repeats,
         agreement=agreement,
         scorer_info=scorer_info(built),
+        gap_specs=gap_specs(suite.aggregates) if suite.aggregates else {},
     )
 
 

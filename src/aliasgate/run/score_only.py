@@ -78,6 +78,7 @@ from aliasgate.run.runner import (
 )
 from aliasgate.run.suite import Suite
 from aliasgate.scorers import Score
+from aliasgate.stats.aggregate import gap_specs
 
 __all__ = [
     "KIND_DEFAULTS",
@@ -446,6 +447,7 @@ def score_predictions(
         tables=tables,
         aggregate_errors=aggregate_errors,
         scorer_info=scorer_info(built),  # judge settings and prompt hashes, as in an eval run
+        gap_specs=gap_specs(suite.aggregates) if suite.aggregates else {},
     )
     rows = [_row(r, names, predictions) for r in results]
     summary = _summary(dataset, predictions, result, rows, names, aggregates, skipped,

@@ -92,6 +92,54 @@ def declared_metrics(suite_aggregates: Mapping[str, Mapping[str, Any]]) -> list[
     return names
 
 
+@dataclass(frozen=True)
+class GapSpec:
+    """How a suite-level gap metric is made from per-case values, so it can be recomputed on
+    paired cases (candidate vs champion, tonight vs last night) by
+    :func:`aliasgate.stats.gap_compare.compare_gaps_paired`.
+
+    Attributes:
+        metric: The per-case scorer whose group means are compared (``yes_no``).
+        group_by: ``None`` for ``Case.group``, else the ``Case.meta`` key of the group.
+        strata: ``Case.meta`` key of the strata (gaps within each), or None.
+        min_group_n: Groups with fewer measured cases are left out.
+    """
+
+    metric: str
+    group_by: str | None = None
+    strata: str | None = None
+    min_group_n: int = 1
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"metric": self.metric, "group_by": self.group_by, "strata": self.strata,
+                "min_group_n": self.min_group_n}
+
+    @property
+    def meta_keys(self) -> list[str]:
+        """The ``Case.meta`` keys it reads (to be kept in per-case tables)."""
+        return [k for k in (self.group_by, self.strata) if k not in (None, "group")]
+
+
+def gap_specs(suite_aggregates: Mapping[str, Mapping[str, Any]]) -> dict[str, GapSpec]:
+    """Gap metrics of a suite's aggregates -> how each is computed from per-case values.
+
+    An aggregate function may carry ``gap_specs(options) -> {metric: GapSpec}`` (as it carries
+    ``metric_names``); aggregates without it, or whose options are invalid, contribute nothing.
+
+    Args:
+        suite_aggregates: ``Suite.aggregates``: aggregate name -> its options.
+    """
+    out: dict[str, GapSpec] = {}
+    for name, options in suite_aggregates.items():
+        try:
+            describe = getattr(AGGREGATES.get(name), "gap_specs", None)
+            if describe is not None:
+                out.update(describe(dict(options or {})))
+        except Exception:  # noqa: BLE001 - an unknown aggregate or bad options errors elsewhere
+            continue
+    return out
+
+
 def run_aggregate(
     name: str,
     cases: Sequence[Case],

@@ -36,7 +36,7 @@ from aliasgate.datasets.base import Case
 from aliasgate.datasets.multiple_choice import answer_type, options_of
 from aliasgate.scorers.base import Score
 from aliasgate.stats._checks import unit_codes
-from aliasgate.stats.aggregate import AggregateMetric, AggregateResult
+from aliasgate.stats.aggregate import AggregateMetric, AggregateResult, GapSpec
 from aliasgate.stats.groups import strata_gap
 
 __all__ = [
@@ -62,6 +62,16 @@ def _declares(names: Callable[[Mapping[str, Any]], list[str]]) -> Callable[[Any]
 
     def wrap(fn: Any) -> Any:
         fn.metric_names = names
+        return fn
+
+    return wrap
+
+
+def _gaps(specs: Callable[[Mapping[str, Any]], dict[str, GapSpec]]) -> Callable[[Any], Any]:
+    """Attach ``gap_specs`` (how each gap metric is made from per-case values) to an aggregate."""
+
+    def wrap(fn: Any) -> Any:
+        fn.gap_specs = specs
         return fn
 
     return wrap
@@ -276,6 +286,13 @@ def _metric_frame(
     )
 
 
+def _group_metric_gaps(options: Mapping[str, Any]) -> dict[str, GapSpec]:
+    return {f"{m}_gap": GapSpec(m, options.get("group_by"), options.get("strata"),
+                                int(options.get("min_group_n", 1)))
+            for m in _as_list(options["metrics"], "metrics")}
+
+
+@_gaps(_group_metric_gaps)
 @_declares(_group_metric_names)
 def group_metrics(
     cases: Sequence[Case],
@@ -613,6 +630,12 @@ def _cf_names(options: Mapping[str, Any]) -> list[str]:
     return ["flip_rate", "yes_rate_gap"]
 
 
+def _cf_gaps(options: Mapping[str, Any]) -> dict[str, GapSpec]:
+    return {"yes_rate_gap": GapSpec(options.get("metric", "yes_no"), options.get("group_by"),
+                                    options.get("strata"))}
+
+
+@_gaps(_cf_gaps)
 @_declares(_cf_names)
 def counterfactual_flip(
     cases: Sequence[Case],
@@ -744,6 +767,12 @@ def _dp_names(options: Mapping[str, Any]) -> list[str]:
     return [_dp_name(key) for key in _dp_keys(options)]
 
 
+def _dp_gaps(options: Mapping[str, Any]) -> dict[str, GapSpec]:
+    return {_dp_name(key): GapSpec(options.get("metric", "yes_no"), key)
+            for key in _dp_keys(options)}
+
+
+@_gaps(_dp_gaps)
 @_declares(_dp_names)
 def demographic_parity(
     cases: Sequence[Case],

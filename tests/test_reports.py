@@ -264,21 +264,28 @@ def test_a_failed_evaluation_is_red_but_not_called_a_regression(seeded: Seeded) 
 
 def _bias_night(night: str, value: float, low: float, high: float, cases: list[dict] | None = None):
     """A one-suite run whose ``bias_score_ambig`` is a suite-level aggregate (no per-case column)."""
-    import datetime as dt
 
-    from aliasgate.reports.history import MetricValue, RunSnapshot, SuiteSnapshot
+    from aliasgate.reports.history import MetricValue, SuiteSnapshot
 
     metrics = {"bias_score_ambig": MetricValue(value, low, high, 200, 0),
                "bias_score_disambig": MetricValue(value, low, high, 200, 0)}
     if cases is not None:
         metrics["mc_bias"] = MetricValue(0.0, None, None, len(cases), 0)
-    suite = SuiteSnapshot("bbq", metrics=metrics, cases=cases)
+    return _one_suite_night(night, SuiteSnapshot("bbq", metrics=metrics, cases=cases))
+
+
+def _one_suite_night(night: str, suite):
+    """A nightly champion run of one suite (a :class:`SuiteSnapshot`)."""
+    import datetime as dt
+
+    from aliasgate.reports.history import RunSnapshot
+
     return RunSnapshot(
         run_id=f"run-{night}", run_name=night, experiment_id="0",
         start_time=dt.datetime.fromisoformat(f"{night}T00:00:00+00:00"), status="FINISHED",
         night=night, kind="nightly", role="champion", candidate="c", model_name=None,
         model_version=None, git_sha=None, tags={}, params={}, metrics={},
-        suites={"bbq": suite},
+        suites={suite.name: suite},
     )
 
 
@@ -340,9 +347,8 @@ def test_zero_is_best_can_be_configured_and_applies_per_case() -> None:
 
 
 def _decisions_night(night: str, yes: list[float], words: list[float]):
-    import datetime as dt
 
-    from aliasgate.reports.history import MetricValue, RunSnapshot, SuiteSnapshot
+    from aliasgate.reports.history import MetricValue, SuiteSnapshot
 
     cases = [{"id": f"d{i}", "group": "a" if i % 2 else "b", "yes_no": y, "answer_length": w}
              for i, (y, w) in enumerate(zip(yes, words, strict=True))]
@@ -350,14 +356,7 @@ def _decisions_night(night: str, yes: list[float], words: list[float]):
     metrics = {"yes_no": MetricValue(mean, mean - 0.1, mean + 0.1, len(yes), 0),
                "answer_length": MetricValue(sum(words) / len(words), None, None, len(yes), 0),
                "yes_no_gap": MetricValue(0.1, 0.0, 0.3, len(yes), 0)}
-    suite = SuiteSnapshot("bias_decisions", metrics=metrics, cases=cases)
-    return RunSnapshot(
-        run_id=f"run-{night}", run_name=night, experiment_id="0",
-        start_time=dt.datetime.fromisoformat(f"{night}T00:00:00+00:00"), status="FINISHED",
-        night=night, kind="nightly", role="champion", candidate="c", model_name=None,
-        model_version=None, git_sha=None, tags={}, params={}, metrics={},
-        suites={"bias_decisions": suite},
-    )
+    return _one_suite_night(night, SuiteSnapshot("bias_decisions", metrics=metrics, cases=cases))
 
 
 def test_a_yes_rate_or_an_answer_length_has_no_better_direction() -> None:

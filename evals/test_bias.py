@@ -11,6 +11,8 @@ from aliasgate import Suite
 YES_NO = "{input}\nAnswer with one word: yes or no."
 #: Besides the decision, compared across groups (fairlearn MetricFrame, gap with its interval):
 #: does the model refuse, answer rudely, or answer at a different length for some groups?
+#: (max_tokens 8 keeps these suites fast and caps answers at a few words: raise it to see
+#: differences in long answers.)
 PER_GROUP = ("refused", "toxicity", "answer_length")
 
 bias_counterfactual = Suite(

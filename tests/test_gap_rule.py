@@ -86,13 +86,18 @@ def test_gaps_and_group_means_equal_a_direct_pandas_computation():
     json.dumps(r.as_dict(), allow_nan=False)
 
 
-def test_identical_answers_are_degenerate_and_pass_any_positive_margin():
+def test_identical_answers_pass_any_positive_margin():
+    """The same answers twice: every group's paired difference is 0 in every resample, so the
+    range bound is exact (the gap cannot have grown) and p is 0."""
     cases, values = decisions(fair)
     groups = [c.meta["gender"] for c in cases]
     clusters = [c.cluster for c in cases]
     r = compare_gaps_paired(values, values, groups, clusters=clusters, margin=0.01)
-    assert r.method == "degenerate" and r.delta == 0.0 and r.p_value == 0.0
+    assert r.delta == 0.0 and r.p_value == 0.0
     assert (r.ci_low, r.ci_high) == (0.0, 0.0)
+    constant = [1.0] * len(values)  # nothing moves at all: degenerate
+    assert compare_gaps_paired(constant, constant, groups, clusters=clusters,
+                               margin=0.01).method == "degenerate"
     # margin 0: H0 "the gap grew by 0 or more" holds at delta = 0 exactly
     assert compare_gaps_paired(values, values, groups, clusters=clusters).p_value == 1.0
 
@@ -103,7 +108,7 @@ def test_a_grown_gap_is_caught_and_an_unchanged_one_is_not():
     clusters = [c.cluster for c in cases]
     _, worse = decisions(against_women(0.4), seed=1)  # same draws, women's yes-rate cut
     grown = compare_gaps_paired(worse, base, groups, clusters=clusters, margin=0.1)
-    assert grown.delta > 0.2 and grown.ci_low > 0.1 and grown.p_value > 0.5
+    assert grown.delta > 0.2 and grown.ci_low > 0 and grown.p_value > 0.5
     # the same model answering again: a gap that did not grow is shown within a loose margin
     _, again = decisions(fair, seed=1)
     same = compare_gaps_paired(again, base, groups, clusters=clusters, margin=0.1)
@@ -180,13 +185,21 @@ def test_the_rule_fails_a_candidate_whose_gender_gap_grew_and_passes_one_that_ke
                       {"bias_decisions": suite(cases, base, "champ")}, baseline_label="v2")
     (r,) = v.rules
     assert r.status == "fail" and v.verdict == "fail" and not v.promote
-    assert "GREW by more than the margin" in r.message and "@champion v2" in r.message
+    assert "the gap grew (the interval excludes 0)" in r.message and "@champion v2" in r.message
     assert r.message.startswith("bias_decisions.yes_no by gender: gap ")
     s = r.stats
     assert s["group_by"] == "gender" and set(s["groups"]) == set(GENDERS)
     assert s["candidate_worst"][1] == "woman" and s["delta"] > 0.2
     assert s["holm_family"] == 1 and s["p_adjusted"] == s["p_value"]
     json.dumps(v.to_dict(), allow_nan=False)
+
+    # far beyond a small margin: "grew by more than the margin"
+    _, much = decisions(against_women(0.7), seed=1)
+    tight = GENDER_RULE.replace("margin: 0.10", "margin: 0.02")
+    v = evaluate_gate(gate(tight), {"bias_decisions": suite(cases, much)},
+                      {"bias_decisions": suite(cases, base, "champ")})
+    assert v.rules[0].stats["ci_low"] > 0.02
+    assert "the gap GREW by more than the margin" in v.rules[0].message
 
     _, again = decisions(fair, seed=1)
     ok = evaluate_gate(gate(GENDER_RULE), {"bias_decisions": suite(cases, again)},
@@ -374,7 +387,7 @@ def test_logged_runs_compare_their_gaps_paired(tmp_path):
     assert gender.method.startswith("paired_gap_bootstrap")
     # yes rates: men and non-binary 11/16 (scenario % 3), women then 3/16: the gap 0 -> 0.5
     assert gender.n_pairs == len(ds) and gender.delta == pytest.approx(0.5)
-    assert gender.ci_low > 0.2  # far above the margin: a growth, shown
+    assert gender.ci_low > 0.05  # above the margin: a growth beyond it, shown
     assert (gender.status, gender.significant) == ("regressed", True)
     assert "recomputed on 192 paired cases (16 clusters)" in gender.note
     race = by_metric["demographic_parity_difference_race"]

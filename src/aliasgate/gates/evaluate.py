@@ -422,7 +422,7 @@ class RuleContext:
         assert self.baseline is not None
         base_sr = self._suite(rule.suite, self.baseline, f"@{vs}")
         if metric not in _metric_names(base_sr):
-            raise RuleError(f"metric '{rule.metric}' is not in the @{vs} results"
+            raise RuleError(f"metric '{rule.suite}.{metric}' is not in the @{vs} results"
                             + _aggregate_hint(base_sr, metric))
         cand, base = cand_sr.values(metric), base_sr.values(metric)
         cases = {c.case.id: c.case for c in cand_sr.cases}

@@ -23,9 +23,9 @@ rules::
 strata are the aggregate's, ``SuiteResult.gap_specs``; ``group_by``/``strata`` given in the rule
 override them) or a per-case metric, whose group means are compared.
 
-Groups with fewer than ``min_group_n`` paired cases are left out (and reported); fewer than two
-groups left in every stratum is an error (fails closed), as is a case without a group label when
-``group_by`` is set (it is left out and counted in ``ungrouped``).
+Groups with fewer than ``min_group_n`` paired cases are left out (and reported); a case without
+a group (or stratum) label is left out and counted in ``ungrouped``; fewer than two groups left
+in every stratum is an error (the rule errs: fails closed).
 """
 
 from __future__ import annotations
@@ -143,7 +143,7 @@ class GapNotWorseRule(ComparisonRule):
             found = ", ".join(f"{g} n={k}" for g, k in sorted(
                 ((f"{s}/{g}" if strata else g), k) for (s, g), k in sizes.items())) or "none"
             raise RuleError(
-                f"{self.metric}: no {'stratum has' if strata else 'there are not'} two groups "
+                f"{self.metric}: {'no stratum has' if strata else 'there are not'} two groups "
                 f"(by {group_by or 'Case.group'}) with >= {self.min_group_n} cases measured "
                 f"by both the candidate and @{p.vs} (groups: {found}; {ungrouped} cases without "
                 "a group)"
@@ -190,7 +190,7 @@ class GapNotWorseRule(ComparisonRule):
             detail += f", {cmp.n_unpaired} unpaired"
         if ok:
             msg = f"{head}: not shown to grow by the margin, non-inferior ({detail})"
-        elif math.isfinite(r.ci_low) and r.ci_low >= self.margin:
+        elif math.isfinite(r.ci_low) and r.ci_low > self.margin:
             msg = f"{head}: the gap GREW by more than the margin ({detail})"
         elif math.isfinite(r.ci_low) and r.ci_low > 0:
             msg = (f"{head}: the gap grew (the interval excludes 0) and a growth below the "

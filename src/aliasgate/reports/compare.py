@@ -615,7 +615,8 @@ def _paired_gap_test(
         "note": note or (f"gap of {spec.metric} by {by}"
                          + (f" within {spec.strata}" if spec.strata else "")
                          + f" recomputed on {ni.n} paired cases ({ni.n_units} clusters): "
-                         f"{ni.baseline_gap:.3f} → {ni.candidate_gap:.3f}"),
+                         f"{ni.baseline_gap:.3f} → {ni.candidate_gap:.3f} (Δ and its CI are "
+                         "these paired gaps'; the values shown are each night's own)"),
     }
 
 

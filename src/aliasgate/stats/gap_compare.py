@@ -11,14 +11,28 @@ together and the difference is far tighter than two independent intervals would 
 The test is one-sided non-inferiority on ``delta = gap_candidate - gap_baseline`` (positive:
 the gap grew): H0 ``delta >= margin`` against ``delta < margin``.
 
-Bias of a max-minus-min, handled conservatively: noise alone pushes a resampled gap up, most
-when the true group means are close. In the difference this pushes the resampled deltas down
-when the baseline's gap is the small one (the percentile interval then favours the candidate)
-and up in the opposite case (then the basic interval, ``2·delta - quantiles``, does). The upper
-bound is therefore the larger of the percentile and the basic bootstrap upper bounds, the lower
-bound the smaller of the two lower bounds, and the p-value the larger of the two one-sided
-bootstrap p-values, so ``p < (1 - confidence) / 2`` iff both upper bounds lie below the margin
-(up to the resolution of ``B`` resamples).
+Why not a plain bootstrap of ``delta``: a max-minus-min is biased upwards by noise, most when the
+true group means are tied. When the baseline is fair, its estimated gap is inflated, the
+candidate's (a real gap) much less, so the estimated ``delta`` is biased *down* — towards
+passing. Simulated on this project's design (16 scenarios x 12 personas, 3 groups, a fair
+baseline, a candidate whose gap grew by exactly the margin), percentile and basic bootstrap
+tests passed such candidates 8-13% of the time at a nominal 2.5%. So the bound is built from two
+inequalities that hold whatever the groups' true means:
+
+* **range of the paired differences**: with ``d_g`` = candidate mean - baseline mean of group
+  ``g`` (a paired, unbiased estimate), ``delta <= max_g d_g - min_g d_g`` (within a stratum).
+  Tight when the baseline is fair or the candidate keeps the baseline's pattern.
+* **separate gaps**: ``delta <= (gap_candidate + c_c) - (gap_baseline - c_b)`` with ``c`` the
+  simultaneous deviations of :func:`aliasgate.stats.groups.max_gap_interval`. Tight when the
+  candidate removes a gap the baseline had.
+
+Both are made simultaneous over groups the same way (the ``confidence``-quantile over
+resamples of the largest spread of the groups' deviations, the resamples drawing clusters once
+for both systems), each at half the error (Bonferroni), and the upper bound is the smaller of
+the two: ``p = min(1, 2 * min(p_range, p_separate))``, and ``p < alpha`` iff the reported
+upper bound (at ``1 - alpha``) is below the margin. In the same simulation the test passed
+0.3-1% of such candidates (valid, conservative); the price is power: with 16 scenarios an
+unchanged gap is shown not to have grown by 0.25 only about half of the time.
 """
 
 from __future__ import annotations
@@ -66,11 +80,12 @@ class PairedGapComparison:
         baseline_worst: The same for the baseline.
         groups: Per group (``stratum/group`` with strata): ``n``, ``candidate_mean``,
             ``baseline_mean``.
-        method: ``paired_cluster_bootstrap``, ``degenerate`` (every resample gives the same
-            delta: p is 0 or 1) or ``undefined`` (fewer than two units: NaN bounds, p = 1).
+        method: ``paired_simultaneous`` (see the module docstring), ``degenerate`` (no resample
+            moves any group: p is 0 or 1) or ``undefined`` (fewer than two units, or most
+            resamples lose a group: NaN bounds, p = 1).
         seed: RNG seed.
         n_resamples: Resamples drawn (0 when none were needed).
-        n_dropped: Resamples left out because a stratum lost a group on one side.
+        n_dropped: Resamples left out because a stratum kept some of its groups and lost others.
     """
 
     n: int
@@ -168,6 +183,8 @@ def compare_gaps_paired(
     point = {side: s.sum(axis=0) / total_c for side, s in sums.items()}
     gaps = {side: float(strata_gap(m[None, :], columns)[0]) for side, m in point.items()}
     delta = gaps["candidate"] - gaps["baseline"]
+    diff = point["candidate"] - point["baseline"]
+    spread = float(strata_gap(diff[None, :], columns)[0])  # delta <= spread, always
 
     def name(j: int) -> str:
         s, g = cells[j]
@@ -197,34 +214,57 @@ def compare_gaps_paired(
         return PairedGapComparison(**common, ci_low=math.nan, ci_high=math.nan, p_value=1.0,
                                    method="undefined", n_resamples=0)
 
+    # Resamples draw clusters once for both systems. One in which a stratum keeps some of its
+    # groups but loses others would compare fewer groups than the estimate: left out (counted).
     rng = np.random.default_rng(seed)
     step = max(1, (1 << 20) // k)
-    chunks = []
+    range_dev, separate_dev = [], []
+    dropped = 0
     for start in range(0, resamples, step):
         w = rng.multinomial(k, np.full(k, 1.0 / k), size=min(step, resamples - start)).astype(float)
         wc = w @ counts
+        partial = np.zeros(w.shape[0], dtype=bool)
+        for cols in columns:
+            present = wc[:, cols] > 0
+            partial |= present.any(axis=1) & ~present.all(axis=1)
+        dropped += int(partial.sum())
+        wc = wc[~partial]
+        w = w[~partial]
         with np.errstate(invalid="ignore", divide="ignore"):
-            g_c = strata_gap((w @ sums["candidate"]) / wc, columns)
-            g_b = strata_gap((w @ sums["baseline"]) / wc, columns)
-        chunks.append(g_c - g_b)
-    boot = np.concatenate(chunks)
-    kept = boot[np.isfinite(boot)]
-    dropped = int(boot.size - kept.size)
-    if kept.size == 0:
+            m_c = (w @ sums["candidate"]) / wc - point["candidate"][None, :]
+            m_b = (w @ sums["baseline"]) / wc - point["baseline"][None, :]
+        range_dev.append(strata_gap(m_c - m_b, columns))
+        separate_dev.append(strata_gap(m_c, columns) + strata_gap(m_b, columns))
+    dev_range = np.concatenate(range_dev)
+    dev_separate = np.concatenate(separate_dev)
+    ok = np.isfinite(dev_range) & np.isfinite(dev_separate)
+    dev_range, dev_separate = dev_range[ok], dev_separate[ok]
+    dropped += int((~ok).sum())
+    b = dev_range.size
+    if b < resamples / 2:  # most resamples lost a group: the clusters are too few per group
         return PairedGapComparison(**common, ci_low=math.nan, ci_high=math.nan, p_value=1.0,
                                    method="undefined", n_resamples=resamples, n_dropped=dropped)
-    if np.ptp(kept) == 0.0 and kept[0] == delta:
+    if not dev_range.any() and not dev_separate.any():
         return PairedGapComparison(**common, ci_low=delta, ci_high=delta,
                                    p_value=0.0 if delta < margin else 1.0, method="degenerate",
                                    n_resamples=resamples, n_dropped=dropped)
+    # each bound at half the one-sided error; the tighter one is reported
     tail = (1.0 - level) / 2.0
-    q_low, q_high = np.quantile(kept, [tail, 1.0 - tail])
-    low = min(float(q_low), 2.0 * delta - float(q_high))  # percentile / basic lower bounds
-    high = max(float(q_high), 2.0 * delta - float(q_low))  # percentile / basic upper bounds
-    b = kept.size
-    p_percentile = (1 + int(np.count_nonzero(kept >= margin))) / (b + 1)
-    p_basic = (1 + int(np.count_nonzero(2.0 * delta - kept >= margin))) / (b + 1)
-    return PairedGapComparison(**common, ci_low=low, ci_high=high,
-                               p_value=min(1.0, max(p_percentile, p_basic)),
-                               method="paired_cluster_bootstrap", n_resamples=resamples,
+    q_range, q_separate = (float(np.quantile(d, 1.0 - tail / 2.0))
+                           for d in (dev_range, dev_separate))
+    high = min(spread + q_range, delta + q_separate)
+    low = max(-(spread + q_range), delta - q_separate)
+
+    def p_below(estimate: float, dev: np.ndarray) -> float:
+        """One-sided p of H0 "true >= margin" for the bound ``estimate + quantile(dev)``."""
+        room = margin - estimate
+        if room <= 0.0:
+            return 1.0
+        if not dev.any():  # this bound does not move in any resample: it is exact
+            return 0.0
+        return (1 + int(np.count_nonzero(dev >= room))) / (b + 1)
+
+    p_value = min(1.0, 2.0 * min(p_below(spread, dev_range), p_below(delta, dev_separate)))
+    return PairedGapComparison(**common, ci_low=low, ci_high=high, p_value=p_value,
+                               method="paired_simultaneous", n_resamples=resamples,
                                n_dropped=dropped)

@@ -140,6 +140,10 @@ def test_pairing_resamples_whole_clusters_for_both_sides():
                                       margin=0.5)
     assert one_cluster.method == "undefined" and one_cluster.p_value == 1.0
     assert math.isnan(one_cluster.ci_low) and math.isnan(one_cluster.ci_high)
+    # clusters nested in groups, one per group: a group's mean never moves in a resample, so
+    # nothing can be said about it (never p = 0 from resamples that carry no information)
+    nested = compare_gaps_paired(cand, base, groups, clusters=groups, margin=0.5)
+    assert nested.method == "undefined" and nested.p_value == 1.0
 
 
 def test_strata_take_gaps_within_a_stratum_only():

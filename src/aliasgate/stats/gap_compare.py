@@ -81,11 +81,11 @@ class PairedGapComparison:
         groups: Per group (``stratum/group`` with strata): ``n``, ``candidate_mean``,
             ``baseline_mean``.
         method: ``paired_simultaneous`` (see the module docstring), ``degenerate`` (no resample
-            moves any group: p is 0 or 1) or ``undefined`` (fewer than two units, or most
-            resamples lose a group: NaN bounds, p = 1).
+            moves any group: p is 0 or 1) or ``undefined`` (a compared group spans fewer than
+            two clusters, or most resamples lose a group: NaN bounds, p = 1).
         seed: RNG seed.
         n_resamples: Resamples drawn (0 when none were needed).
-        n_dropped: Resamples left out because a stratum kept some of its groups and lost others.
+        n_dropped: Resamples left out because they lost a compared group (or a whole stratum).
     """
 
     n: int
@@ -210,12 +210,16 @@ def compare_gaps_paired(
         "candidate_worst": worst(point["candidate"]), "baseline_worst": worst(point["baseline"]),
         "groups": table, "seed": int(seed),
     }
-    if k < 2:
+    compared = [cols for cols in columns if len(cols) >= 2]
+    units = (counts > 0).sum(axis=0)  # clusters per (stratum, group) cell
+    if k < 2 or any(units[j] < 2 for cols in compared for j in cols):
+        # a group within a single cluster never moves in a resample: its mean would count as
+        # known exactly, and the bound would be too tight. Nothing can be said: fail closed.
         return PairedGapComparison(**common, ci_low=math.nan, ci_high=math.nan, p_value=1.0,
                                    method="undefined", n_resamples=0)
 
-    # Resamples draw clusters once for both systems. One in which a stratum keeps some of its
-    # groups but loses others would compare fewer groups than the estimate: left out (counted).
+    # Resamples draw clusters once for both systems. One that loses a group (or a whole
+    # stratum) compares fewer groups than the estimate: left out (counted).
     rng = np.random.default_rng(seed)
     step = max(1, (1 << 20) // k)
     range_dev, separate_dev = [], []
@@ -224,9 +228,8 @@ def compare_gaps_paired(
         w = rng.multinomial(k, np.full(k, 1.0 / k), size=min(step, resamples - start)).astype(float)
         wc = w @ counts
         partial = np.zeros(w.shape[0], dtype=bool)
-        for cols in columns:
-            present = wc[:, cols] > 0
-            partial |= present.any(axis=1) & ~present.all(axis=1)
+        for cols in compared:
+            partial |= ~(wc[:, cols] > 0).all(axis=1)
         dropped += int(partial.sum())
         wc = wc[~partial]
         w = w[~partial]

@@ -255,8 +255,8 @@ def compare_gaps_paired(
     tail = (1.0 - level) / 2.0
     q_range, q_separate = (float(np.quantile(d, 1.0 - tail / 2.0))
                            for d in (dev_range, dev_separate))
-    high = min(spread + q_range, delta + q_separate)
-    low = max(-(spread + q_range), delta - q_separate)
+    high = min(spread + q_range, delta + q_separate) + 0.0  # + 0.0: no "-0.000" in reports
+    low = max(-(spread + q_range), delta - q_separate) + 0.0
 
     def p_below(estimate: float, dev: np.ndarray) -> float:
         """One-sided p of H0 "true >= margin" for the bound ``estimate + quantile(dev)``."""

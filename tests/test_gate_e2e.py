@@ -179,6 +179,24 @@ def test_promotion_story(pytester: pytest.Pytester, project: Path, store: str) -
     assert v["promotion"]["action"] == "refused"
     assert champion(store) == v2
 
+    # 6. the only suite fails before any model call (a malformed dataset row): incomplete, and
+    # the comparisons name that error — not "@champion is not set", which would be false
+    data = project / "datasets" / "qa.jsonl"
+    good = data.read_text()
+    try:
+        data.write_text(good + '{"id": "bad", "question": 42}\n')
+        res = run_gate(pytester, project, store, v5, "--promote")
+    finally:
+        data.write_text(good)
+    v = verdict_of(pytester)
+    assert v["verdict"] == "incomplete" and "qa" in v["suite_errors"]
+    assert "qa.jsonl:201" in v["suite_errors"]["qa"]
+    comparisons = [r for r in v["rules"] if r["type"] in ("non_inferiority", "superiority")]
+    assert comparisons and all(r["status"] == "error" and "suite 'qa' errored" in r["message"]
+                               for r in comparisons), comparisons
+    assert not any("not set" in r["message"] for r in v["rules"])
+    assert champion(store) == v2
+
 
 def test_bad_gate_file_is_usage_error_and_touches_nothing(
     pytester: pytest.Pytester, project: Path, store: str

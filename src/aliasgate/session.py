@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -323,14 +324,37 @@ class EvalSession:
             has_baseline = bool(self.baseline_info and self.baseline_info.get("version")) or (
                 self._baseline not in (None, False)
             )
+            baseline_results = self.baseline_results if has_baseline else None
+            if baseline_results is None and self._baseline is None and self.errors and \
+                    self._baseline_alias_set():
+                # every suite failed before the baseline was reached: the alias *is* set, so
+                # comparison rules must report the suite errors, not "not set — first promotion"
+                baseline_results = {}
             self._verdict = evaluate_gate(
                 self.gate,
                 {r.suite: r for r in self.results},
-                self.baseline_results if has_baseline else None,
+                baseline_results,
                 baseline_label=_version_label(self.baseline_info),
                 suite_errors=self.errors,
             )
         return self._verdict
+
+    def _baseline_alias_set(self) -> bool:
+        """Whether the gate's baseline exists, without loading any model (False when unknown)."""
+        spec = self.options.baseline or (self.gate.baseline if self.gate is not None else None)
+        if not spec:
+            return False
+        if ":" in spec:  # a full URI: given, so it exists as far as the gate is concerned
+            return True
+        m = re.match(r"^models:/([^/@]+)[/@]", self.options.candidate or "")
+        if m is None:
+            return False
+        try:
+            from aliasgate.registry.promotion import read_alias
+
+            return read_alias(m.group(1), spec) is not None
+        except Exception:  # noqa: BLE001 - an unreachable store: unknown, keep "not set"
+            return False
 
     def verdict_dict(self) -> dict[str, Any] | None:
         """verdict.json: the gate's verdict plus provenance and the promotion outcome."""

@@ -119,29 +119,18 @@ class GapNotWorseRule(ComparisonRule):
         Raises:
             RuleError: as :meth:`RuleContext.pairs`, or fewer than two groups large enough.
         """
-        from aliasgate.stats.gap_compare import compare_gaps_paired
+        from aliasgate.stats.gap_compare import compare_gaps_paired, select_groups
 
         spec = ctx.candidate_suite(self).gap_specs.get(str(self.metric_name))
         group_by = self.group_by if self.group_by is not None or spec is None else spec.group_by
         strata = self.strata if self.strata is not None or spec is None else spec.strata
         p = ctx.pairs(self, spec.metric if spec is not None else None)
         labels = [_label(c, group_by) for c in p.cases]
-        layers = [_label(c, strata) if strata else "" for c in p.cases]
-        sizes: dict[tuple[str, str], int] = {}
-        for g, s in zip(labels, layers, strict=True):
-            if g is not None and s is not None:
-                sizes[(s, g)] = sizes.get((s, g), 0) + 1
-        kept = {cell for cell, k in sizes.items() if k >= self.min_group_n}
-        small = {(f"{s}/{g}" if strata else g): k for (s, g), k in sorted(sizes.items())
-                 if (s, g) not in kept}
-        ungrouped = sum(1 for g, s in zip(labels, layers, strict=True) if g is None or s is None)
-        idx = [i for i, cell in enumerate(zip(layers, labels, strict=True)) if cell in kept]
-        per_stratum: dict[str, int] = {}
-        for s, _ in kept:
-            per_stratum[s] = per_stratum.get(s, 0) + 1
-        if not any(k >= 2 for k in per_stratum.values()):
-            found = ", ".join(f"{g} n={k}" for g, k in sorted(
-                ((f"{s}/{g}" if strata else g), k) for (s, g), k in sizes.items())) or "none"
+        layers = [_label(c, strata) for c in p.cases] if strata else None
+        chosen = select_groups(labels, layers, self.min_group_n)
+        idx, small, ungrouped = chosen.index, chosen.small, chosen.ungrouped
+        if not chosen.comparable:
+            found = ", ".join(f"{g} n={k}" for g, k in chosen.sizes.items()) or "none"
             raise RuleError(
                 f"{self.metric}: {'no stratum has' if strata else 'there are not'} two groups "
                 f"(by {group_by or 'Case.group'}) with >= {self.min_group_n} cases measured "
@@ -153,7 +142,7 @@ class GapNotWorseRule(ComparisonRule):
             [p.candidate[i] for i in idx], [p.baseline[i] for i in idx],
             [labels[i] for i in idx],  # type: ignore[misc]
             clusters=clusters if any(c is not None for c in clusters) else None,
-            strata=[layers[i] for i in idx] if strata else None,  # type: ignore[misc]
+            strata=[layers[i] for i in idx] if layers else None,  # type: ignore[misc]
             margin=self.margin, confidence=ctx.confidence, n_resamples=ctx.n_resamples,
             seed=ctx.seed,
         )

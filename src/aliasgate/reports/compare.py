@@ -564,7 +564,7 @@ def _paired_gap_test(
     non-inferiority at ``margin`` (H0: the gap grew by ``margin`` or more) decides ``regressed``
     / ``unchanged``, an interval below 0 ``improved``; ``p_worse`` tests "the gap grew" (H0: it
     did not). None when the per-case tables lack the columns or fewer than two groups remain."""
-    from aliasgate.stats.gap_compare import compare_gaps_paired
+    from aliasgate.stats.gap_compare import compare_gaps_paired, select_groups
 
     column = "group" if spec.group_by in (None, "group") else f"meta.{spec.group_by}"
     layer = None if spec.strata in (None, "group") else f"meta.{spec.strata}"
@@ -580,15 +580,10 @@ def _paired_gap_test(
             continue
         cluster = rt.get("cluster")
         picked.append((t, p, str(group), str(stratum), None if cluster is None else str(cluster)))
-    sizes: dict[tuple[str, str], int] = {}
-    for _, _, g, st, _ in picked:
-        sizes[(st, g)] = sizes.get((st, g), 0) + 1
-    picked = [r for r in picked if sizes[(r[3], r[2])] >= spec.min_group_n]
-    per_stratum: dict[str, set[str]] = {}
-    for _, _, g, st, _ in picked:
-        per_stratum.setdefault(st, set()).add(g)
-    if not any(len(gs) >= 2 for gs in per_stratum.values()):
+    chosen = select_groups([r[2] for r in picked], [r[3] for r in picked], spec.min_group_n)
+    if not chosen.comparable:
         return None
+    picked = [picked[i] for i in chosen.index]
     clusters = [r[4] for r in picked]
     settings = {"confidence": opts.confidence, "n_resamples": opts.n_resamples, "seed": opts.seed,
                 "clusters": clusters if any(c is not None for c in clusters) else None,

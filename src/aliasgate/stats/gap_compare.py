@@ -55,9 +55,59 @@ from aliasgate.stats._checks import (
 )
 from aliasgate.stats.groups import strata_gap
 
-__all__ = ["PairedGapComparison", "compare_gaps_paired"]
+__all__ = ["GroupSelection", "PairedGapComparison", "compare_gaps_paired", "select_groups"]
 
 _NO_STRATUM = ""
+
+
+@dataclass(frozen=True)
+class GroupSelection:
+    """Which paired cases a gap comparison keeps (:func:`select_groups`).
+
+    Attributes:
+        index: Positions of the kept cases.
+        sizes: ``group`` (``stratum/group`` with strata) -> cases, for every group.
+        small: ``group`` (``stratum/group`` with strata) -> cases, for groups left out.
+        ungrouped: Cases without a group or stratum label.
+        comparable: Whether some stratum keeps two groups (else nothing can be compared).
+    """
+
+    index: list[int]
+    sizes: dict[str, int]
+    small: dict[str, int]
+    ungrouped: int
+    comparable: bool
+
+
+def select_groups(
+    groups: Sequence[str | None], strata: Sequence[str | None] | None, min_group_n: int
+) -> GroupSelection:
+    """Keep the cases of groups with at least ``min_group_n`` cases (per stratum).
+
+    Args:
+        groups: Group label per case (None: ungrouped).
+        strata: Stratum label per case (None entries: ungrouped), or None for one stratum.
+        min_group_n: Smallest group kept.
+    """
+    layers = [_NO_STRATUM] * len(groups) if strata is None else list(strata)
+    sizes: dict[tuple[str, str], int] = {}
+    for g, s in zip(groups, layers, strict=True):
+        if g is not None and s is not None:
+            sizes[(s, g)] = sizes.get((s, g), 0) + 1
+    kept = {cell for cell, k in sizes.items() if k >= min_group_n}
+    per_stratum: dict[str, int] = {}
+    for s, _ in kept:
+        per_stratum[s] = per_stratum.get(s, 0) + 1
+    def name(s: str, g: str) -> str:
+        return f"{s}/{g}" if strata is not None else g
+
+    return GroupSelection(
+        index=[i for i, cell in enumerate(zip(layers, groups, strict=True)) if cell in kept],
+        sizes={name(s, g): k for (s, g), k in sorted(sizes.items())},
+        small={name(s, g): k for (s, g), k in sorted(sizes.items()) if (s, g) not in kept},
+        ungrouped=sum(1 for g, s in zip(groups, layers, strict=True) if g is None or s is None),
+        comparable=any(k >= 2 for k in per_stratum.values()),
+    )
 
 
 @dataclass(frozen=True)

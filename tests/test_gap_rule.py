@@ -399,6 +399,19 @@ def test_logged_runs_compare_their_gaps_paired(tmp_path):
     assert race.delta == 0.0
     assert gender in comp.blocking
 
+    # runs logged before gap specs existed (no param): the two intervals are compared instead
+    import dataclasses
+
+    def without_specs(run):
+        suites = {n: dataclasses.replace(sn, params={k: v for k, v in sn.params.items()
+                                                     if k != "gap_specs"})
+                  for n, sn in run.suites.items()}
+        return dataclasses.replace(run, suites=suites)
+
+    old = compare_runs(without_specs(after), [without_specs(before)], CompareOptions(margin=0.05))
+    legacy = next(c for c in old.changes if c.metric == "demographic_parity_difference_gender")
+    assert legacy.method == "ci_overlap" and legacy.n_pairs == 0
+
     # the mitigation record (here: a harmful "mitigation") reads the same paired interval
     record = record_mitigation(run_ids[0], run_ids[1], tracking_uri=store, log=False)
     row = next(r for r in record.rows() if r["metric"] == "demographic_parity_difference_gender")

@@ -1,6 +1,8 @@
 # aliasgate — two commands on a fresh machine: `make demo` and `make test`.
-# Both create .venv if missing and install what they need (llama-cpp-python builds from source
-# the first time, ~6–8 min on 2 cores; pip caches the wheel afterwards).
+# Both create .venv if missing and install what they need. llama-cpp-python builds from source
+# the first time (~6–8 min on 2 cores) with one fixed set of CPU kernels (LLAMA_BUILD, see
+# scripts/install-llama.sh and docs/reproducibility.md); the wheel is kept in
+# ~/.cache/aliasgate/wheels and reused afterwards.
 
 PYTHON ?= python3
 VENV   ?= .venv
@@ -10,8 +12,13 @@ PYTEST_ARGS ?=
 
 export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := 1
-export CMAKE_ARGS ?= -DLLAVA_BUILD=OFF
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+LLAMA_CPP_VERSION := 0.3.36
+# auto = portable (x86-64-v3: AVX2/FMA/F16C/BMI2 kernels, the same answers on every such CPU)
+# where the CPU has them, else baseline; or portable | baseline | native
+LLAMA_BUILD ?= auto
+LLAMA_STAMP := $(VENV)/.llama-$(LLAMA_CPP_VERSION)-$(LLAMA_BUILD)
 
 .PHONY: demo test install lint bench clean help
 
@@ -27,7 +34,12 @@ $(BIN)/python:
 
 EXTRAS ?= local,dev,judges,embeddings
 
-$(STAMP): pyproject.toml | $(BIN)/python
+$(LLAMA_STAMP): scripts/install-llama.sh | $(BIN)/python
+	@rm -f $(VENV)/.llama-*
+	scripts/install-llama.sh $(BIN)/python $(LLAMA_CPP_VERSION) $(LLAMA_BUILD)
+	@touch $@
+
+$(STAMP): pyproject.toml $(LLAMA_STAMP) | $(BIN)/python
 	$(BIN)/python -m pip install -qq -e '.[$(EXTRAS)]'
 	@touch $@
 

@@ -243,6 +243,36 @@ def test_local_fingerprint_covers_weights_and_prompt_not_params(fake_gguf, tmp_p
     )
 
 
+def test_local_fingerprint_covers_the_inference_build(fake_gguf, monkeypatch):
+    """Answers from another llama.cpp build (other compiled kernels) never share cache keys."""
+    import aliasgate.candidates.local as local_mod
+
+    cand = LocalLlamaCandidate(LocalConfig(model_path=str(fake_gguf)))
+    build = local_mod.inference_build()
+    assert set(build) == {"llama_cpp", "features", "cpu", "cpu_flags"}
+    before = cand.fingerprint()
+    monkeypatch.setitem(local_mod._BUILD, "features", build["features"] + " AVX512")
+    assert cand.fingerprint() != before
+    described = cand.describe()
+    assert described["candidate.build.features"].endswith("AVX512")
+    assert "candidate.build.cpu_flags" in described
+
+
+def test_compiled_features_reads_the_set_of_enabled_kernels():
+    info = "CPU : SSE3 = 1 | AVX = 1 | AVX512 = 0 | REPACK = 1 | OPENMP = 1 | "
+    assert local_mod_compiled(info) == "AVX OPENMP REPACK SSE3"
+    # the layout may change between versions: the set of names set to 1 does not
+    assert local_mod_compiled("REPACK=1|SSE3 = 1|AVX=1| OPENMP = 1 | X = 0") == \
+        "AVX OPENMP REPACK SSE3"
+    assert local_mod_compiled("") == ""
+
+
+def local_mod_compiled(info: str) -> str:
+    from aliasgate.candidates.local import compiled_features
+
+    return compiled_features(info)
+
+
 def test_model_config_round_trip_verifies_sha256(fake_gguf):
     cand = LocalLlamaCandidate(LocalConfig(model_path=str(fake_gguf), system_prompt="s", n_ctx=512))
     config = cand.model_config()

@@ -432,3 +432,42 @@ def test_shipped_golden_dataset_ids_have_one_prefix_per_topic():
     for case in ds.cases:
         prefixes.setdefault(case.group, set()).add(case.id.split("-")[0])
     assert all(len(p) == 1 for p in prefixes.values()), prefixes
+
+
+def _clustered(n: int, per_cluster: int = 3):
+    from aliasgate.datasets.base import Dataset
+
+    cases = tuple(Case(id=f"c{i}", input=f"q{i}", cluster=f"k{i // per_cluster}") for i in range(n))
+    return Dataset("d", "d.jsonl", "golden_qa", cases, "sha256:x")
+
+
+def test_sample_keeps_whole_clusters_deterministically_in_file_order():
+    ds = _clustered(600)
+    half = ds.sample(0.5)
+    again = ds.sample(0.5)
+    assert [c.id for c in half.cases] == [c.id for c in again.cases]
+    kept = {c.cluster for c in half.cases}
+    # a cluster is in or out as a whole
+    assert all(c.cluster not in kept for c in ds.cases if c not in half.cases)
+    order = [c.id for c in ds.cases]
+    assert [c.id for c in half.cases] == [i for i in order if i in {c.id for c in half.cases}]
+    assert 70 <= len(kept) <= 130  # 200 clusters, share 0.5
+    assert half.digest == ds.digest
+    # nested: a smaller share keeps a subset (the same draw per cluster)
+    assert {c.id for c in ds.sample(0.2).cases} <= {c.id for c in half.cases}
+    assert ds.sample(0.5, seed=1).cases != half.cases
+    assert ds.sample(None) is ds and ds.sample(1.0) is ds
+
+
+@pytest.mark.parametrize("share", [0, -0.1, 1.5, float("nan")])
+def test_sample_rejects_shares_outside_the_unit_interval(share):
+    with pytest.raises(ValueError, match="sample fraction"):
+        _clustered(10).sample(share)
+
+
+def test_sample_uses_the_case_id_without_a_cluster():
+    from aliasgate.datasets.base import Dataset
+
+    cases = tuple(Case(id=f"c{i}", input="q") for i in range(400))
+    kept = Dataset("d", "d.jsonl", "golden_qa", cases, "sha256:x").sample(0.25).cases
+    assert 60 <= len(kept) <= 140

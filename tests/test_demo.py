@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
+
 from aliasgate.candidates.guarded import SAFETY_SYSTEM_PROMPT
 from aliasgate.candidates.local import LocalConfig
 from aliasgate.demo import DEMO_VERSIONS, explain
@@ -44,3 +48,95 @@ def test_explain_names_blocking_rules_groups_skips_and_reports_promotion() -> No
                                           "alias": "champion"}}, 0)
     assert passed[-1] == "    promoted: v2 is now @champion"
     assert explain("v3", None, 3) == ["v3: no verdict (exit 3) — see the output above"]
+
+
+def test_demo_sample_keeps_every_min_n_rule_of_the_gate_and_the_decisions_whole() -> None:
+    """The demo evaluates a sample; the gate's min_n rules must still hold on it, on any machine
+    (membership depends only on case ids), and the parity gaps keep all their scenarios."""
+    import sys
+
+    from aliasgate.datasets import load_dataset
+    from aliasgate.demo import DEMO_GATE, DEMO_SAMPLE
+    from aliasgate.gates.schema import load_gate
+    from aliasgate.session import parse_sample
+
+    root = Path(__file__).resolve().parents[1]
+    sys.path.insert(0, str(root / "evals"))
+    try:
+        import test_bias
+        import test_golden
+        import test_safety
+    finally:
+        sys.path.pop(0)
+    shares = parse_sample(DEMO_SAMPLE)
+    suites = {s.name: s for m in (test_golden, test_safety, test_bias)
+              for s in vars(m).values() if type(s).__name__ == "Suite"}
+    assert set(shares) <= set(suites)
+    sizes = {}
+    for name, suite in suites.items():
+        ds = suite.select(load_dataset(suite.dataset_path(root), kind=suite.kind, name=name))
+        sizes[name] = len(ds.sample(shares.get(name)).cases)
+        assert sizes[name] > 0
+    assert sizes["bias_decisions"] == 192 and "bias_decisions" not in shares
+    for rule in load_gate(root / DEMO_GATE).rules:
+        if rule.type == "min_n":
+            suite = rule.metric.split(".")[0]
+            assert sizes[suite] >= rule.min, (rule.id, sizes[suite])
+    # the three safety suites share one sample of one file: their cases line up
+    assert sizes["safety"] == sizes["safety_safe"] + sizes["safety_unsafe"]
+
+
+@pytest.mark.parametrize(("spec", "expected"), [
+    (None, {}), ("", {}), ("0.5", {"*": 0.5}), ("golden=0.2, safety=1", {"golden": 0.2, "safety": 1.0}),
+    ("0.3,golden=0.6", {"*": 0.3, "golden": 0.6}),
+])
+def test_parse_sample(spec, expected) -> None:
+    from aliasgate.session import parse_sample
+
+    assert parse_sample(spec) == expected
+
+
+@pytest.mark.parametrize("spec", ["0", "1.5", "golden=x", "=0.5", "golden=0.5,golden=0.6", "nan"])
+def test_parse_sample_rejects_bad_specs(spec) -> None:
+    from aliasgate.session import parse_sample
+
+    with pytest.raises(ValueError):
+        parse_sample(spec)
+
+
+def test_demo_fails_loudly_when_nothing_is_promoted(tmp_path, monkeypatch, capsys) -> None:
+    """No version passes: the demo says so and exits 1; it never prints 'vNone'."""
+    import aliasgate.demo as demo
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    registered = []
+
+    class Reg:
+        def __init__(self, v: int) -> None:
+            self.version, self.uri = v, f"models:/m/{v}"
+
+    def fake_register(config, model_name, description):
+        registered.append(config)
+        return Reg(len(registered)), True
+
+    blocked = {"verdict": "fail", "summary": "0/1 blocking rules passed", "rules": [
+        _rule("parity-gender", "fail", "ci_high 0.304 above ceiling 0.300")],
+        "promotion": {"action": "refused", "reason": "gate verdict is 'fail', not 'pass'"}}
+    calls = []
+    monkeypatch.setattr("aliasgate.registry.models.find_or_register", fake_register)
+    monkeypatch.setattr("aliasgate.registry.promotion.read_alias", lambda name, alias: None)
+    monkeypatch.setattr(demo, "_gate", lambda uri, gate, **kw: calls.append((uri, kw)) or (1, blocked))
+    monkeypatch.setattr("aliasgate.mitigation.find_evaluation_run",
+                        lambda uri: (_ for _ in ()).throw(LookupError("no run")))
+    assert demo.run_demo(name="m") == demo.EXIT_FAILED
+    out, err = capsys.readouterr()
+    assert "vNone" not in out + err
+    assert "@champion is not set" in out
+    assert "blocked by parity-gender: ci_high 0.304 above ceiling 0.300" in out
+    assert "no version was promoted" in err
+    assert [uri for uri, _ in calls] == ["models:/m/1", "models:/m/2"]  # v3 is never gated
+    assert all(kw["sample"] == demo.DEMO_SAMPLE for _, kw in calls)
+    calls.clear()
+    assert demo.run_demo(name="m", full=True) == demo.EXIT_FAILED
+    assert all(kw["sample"] is None for _, kw in calls)

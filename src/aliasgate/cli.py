@@ -118,7 +118,7 @@ def cmd_register(args: argparse.Namespace, extra: list[str]) -> int:
 def cmd_demo(args: argparse.Namespace, extra: list[str]) -> int:
     from aliasgate.demo import run_demo
 
-    return run_demo()
+    return run_demo(full=args.full)
 
 
 def _compare_options(args: argparse.Namespace) -> object:
@@ -286,6 +286,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("demo", help="the eval -> gate -> promote story on the embedded model "
                                     "(what `make demo` runs)")
+    d.add_argument("--full", action="store_true",
+                   help="evaluate every case of every suite (default: the demo's sample, "
+                        "~10 min on 2 cores; --full takes ~30-40 min)")
     d.set_defaults(func=cmd_demo)
 
     def compare_args(parser: argparse.ArgumentParser) -> None:

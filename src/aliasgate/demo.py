@@ -18,6 +18,11 @@ The story, on a fresh store:
    Holm-corrected comparisons. Measured: the safety prompt also changes the model's yes/no
    decisions, unevenly across genders — the verdict says which rule blocks it and by how much.
 
+By default every suite is evaluated on the demo's sample (:data:`DEMO_SAMPLE`: a deterministic
+random sample of whole clusters, the same cases on every machine; ~10 minutes on 2 cores);
+``aliasgate demo --full`` evaluates every case (~30-40 minutes). The story must reach a
+promotion: if no version passes the gate, the demo says which rules blocked it and exits 1.
+
 Run again on the same store, the champion exists: steps 2–3 are skipped, and the response cache
 answers every repeated call.
 """
@@ -56,9 +61,16 @@ DEMO_VERSIONS: tuple[tuple[str, Any, str], ...] = (
 )
 DEMO_GATE = "gates/promotion.yaml"
 
+#: The demo's ``--sample``: the share of each suite's clusters it evaluates. The bias decisions
+#: stay whole (their parity gaps need all 16 scenarios per group); every share is chosen so that
+#: the gate's ``min_n`` rules still hold (``tests/test_demo.py`` checks it).
+DEMO_SAMPLE = ("golden=0.55,safety=0.4,safety_unsafe=0.4,safety_safe=0.4,injection=0.5,"
+               "bias_bbq=0.34,bias_counterfactual=0.5")
 
-def _gate(candidate: str, gate: str, *, promote: bool = True) -> tuple[int, dict[str, Any] | None]:
-    """One ``pytest evals/ --gate [--promote]`` in a child process (a clean pytest each time)."""
+
+def _gate(candidate: str, gate: str, *, promote: bool = True,
+          sample: str | None = None) -> tuple[int, dict[str, Any] | None]:
+    """One ``pytest evals/ --gate [--promote] [--sample]`` in a child process (a clean pytest)."""
     from aliasgate.cli import exit_code
 
     verdict_path = Path(tempfile.mkdtemp(prefix="aliasgate-demo-")) / "verdict.json"
@@ -66,6 +78,8 @@ def _gate(candidate: str, gate: str, *, promote: bool = True) -> tuple[int, dict
             "--candidate", candidate, "--gate", gate, "--verdict-json", str(verdict_path)]
     if promote:
         argv.append("--promote")
+    if sample:
+        argv += ["--sample", sample]
     code = subprocess.call(argv)
     verdict = json.loads(verdict_path.read_text()) if verdict_path.exists() else None
     return exit_code(code, verdict), verdict
@@ -111,8 +125,20 @@ def _run_id(verdict: dict[str, Any] | None) -> str | None:
     return ((verdict or {}).get("run") or {}).get("parent_run_id")
 
 
-def run_demo(*, gate: str = DEMO_GATE, name: str = DEFAULT_MODEL_NAME) -> int:
-    """Run the demo story; returns 0 when it ran (a blocked challenger is the story)."""
+def run_demo(*, gate: str = DEMO_GATE, name: str = DEFAULT_MODEL_NAME, full: bool = False) -> int:
+    """Run the demo story.
+
+    Args:
+        gate: The gate file.
+        name: The registered model's name.
+        full: Evaluate every case (default: :data:`DEMO_SAMPLE`).
+
+    Returns:
+        0 when the story reached a promotion and the challenger was gated (blocked or not: both
+        are the story); 1 when no version passed the gate; the gate's exit code when a gate
+        could not decide (incomplete results, a usage error).
+    """
+    sample = None if full else DEMO_SAMPLE
     from aliasgate.defaults import tracking_uri
     from aliasgate.mitigation import find_evaluation_run, record_mitigation
     from aliasgate.registry.models import find_or_register
@@ -121,7 +147,10 @@ def run_demo(*, gate: str = DEMO_GATE, name: str = DEFAULT_MODEL_NAME) -> int:
     print("aliasgate demo — evaluate, gate, mitigate and promote the embedded "
           "SmolLM2-135M-Instruct")
     print(f"tracking store: {tracking_uri()}   gate: {gate}   suites: evals/ (golden, safety, "
-          "injection, bias)\n")
+          "injection, bias)")
+    print("cases: every case (--full)\n" if full else
+          f"cases: the demo's sample of each suite ({sample}; `aliasgate demo --full` for "
+          "every case)\n")
     versions = {}
     for key, config, about in DEMO_VERSIONS:
         reg, created = find_or_register(config(), model_name=name, description=about)
@@ -139,7 +168,7 @@ def run_demo(*, gate: str = DEMO_GATE, name: str = DEFAULT_MODEL_NAME) -> int:
             reg = versions[key]
             print(f"\n== {step}. gate v{reg.version} ({about}) — no @champion yet: first "
                   "promotion, absolute rules only\n", flush=True)
-            code, verdict = _gate(reg.uri, gate)
+            code, verdict = _gate(reg.uri, gate, sample=sample)
             story += explain(f"v{reg.version} ({key})", verdict, code)
             runs[key] = _run_id(verdict)
             if code not in (EXIT_OK, EXIT_FAILED):
@@ -170,13 +199,18 @@ def run_demo(*, gate: str = DEMO_GATE, name: str = DEFAULT_MODEL_NAME) -> int:
 
     champion = read_alias(name, "champion")
     if champion is None:
-        story.append("no version passed the gate: no @champion to compare with, stopping here")
-        return _finish(story, name, None, EXIT_OK)
+        story.append("the story stops here: no version passed the gate (the rules that blocked "
+                     "each are listed above), so there is no @champion to serve or compare with")
+        _finish(story, name, None, EXIT_FAILED)
+        print("aliasgate demo: FAILED — no version was promoted to @champion. The demo's limits "
+              "are set for SmolLM2-135M built as `make` builds it (docs/reproducibility.md); "
+              "a different llama.cpp build or model gives other answers.", file=sys.stderr)
+        return EXIT_FAILED
     assign_alias(name, "challenger", str(prompted.version),
                  reason="demo: the guarded model with a safety system prompt")
     print(f"\n== 4. gate @challenger = v{prompted.version} (guarded + safety system prompt) "
           f"against @champion v{champion}, paired\n", flush=True)
-    code, verdict = _gate(f"models:/{name}@challenger", gate)
+    code, verdict = _gate(f"models:/{name}@challenger", gate, sample=sample)
     story += explain(f"v{prompted.version} (guarded+prompt)", verdict, code)
     return _finish(story, name, verdict, code, challenger=str(prompted.version))
 
@@ -191,7 +225,8 @@ def _finish(story: list[str], name: str, verdict: dict[str, Any] | None, code: i
     print("aliasgate demo — the story")
     for line in story:
         print("  " + line)
-    print(f"  @champion is now v{read_alias(name, 'champion')}")
+    champion = read_alias(name, "champion")
+    print(f"  @champion is now v{champion}" if champion is not None else "  @champion is not set")
     if verdict is not None:
         who = f"@challenger v{challenger}" if challenger else "the last candidate"
         print(f"verdict: {verdict['verdict'].upper()} for {who}")

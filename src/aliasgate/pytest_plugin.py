@@ -40,6 +40,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--suites", default=None,
                 help="comma-separated suite names to run (default: all collected)")
     g.addoption("--limit", type=int, default=None, help="evaluate only the first N cases per suite")
+    g.addoption("--sample", default=None,
+                help="evaluate a deterministic random sample of each suite's clusters: a share "
+                     "F in (0, 1] for every suite, or per suite as SUITE=F,SUITE=F (others in "
+                     "full); the same cases on every machine and for every candidate")
     g.addoption("--no-cache", action="store_true", help="neither read nor write the response cache")
     g.addoption("--cache-dir", default=DEFAULT_CACHE_DIR, help="response cache directory")
     g.addoption("--concurrency", type=int, default=None, help="max model calls in flight")
@@ -229,6 +233,15 @@ class GateRuleItem(pytest.Item):
         return self.path, None, f"gate[{self.rule.id}]"
 
 
+def _sample_option(spec: str | None) -> dict[str, float]:
+    from aliasgate.session import parse_sample
+
+    try:
+        return parse_sample(spec)
+    except ValueError as exc:
+        raise pytest.UsageError(f"--sample: {exc}") from None
+
+
 def _eval_session(config: pytest.Config) -> Any:
     session = config.stash.get(_SESSION_KEY, None)
     if session is None:
@@ -241,6 +254,7 @@ def _eval_session(config: pytest.Config) -> Any:
             tracking_uri=config.getoption("--tracking-uri"),
             experiment=config.getoption("--experiment"),
             limit=config.getoption("--limit"),
+            sample=_sample_option(config.getoption("--sample")),
             use_cache=not config.getoption("--no-cache"),
             cache_dir=Path(config.getoption("--cache-dir")),
             concurrency=config.getoption("--concurrency"),

@@ -36,6 +36,8 @@ class EvalOptions:
         tracking_uri: MLflow tracking URI (default: env or ``sqlite:///mlflow.db``).
         experiment: MLflow experiment name.
         limit: Evaluate only the first N cases of each suite.
+        sample: Share of each suite's clusters to evaluate, by suite name (``"*"``: every
+            suite not named); a deterministic random sample (:func:`parse_sample`).
         use_cache: Reuse cached responses (``--no-cache`` turns this off for reads and writes).
         cache_dir: Where the response cache lives.
         concurrency: Max calls in flight (default: what the candidate allows).
@@ -61,6 +63,7 @@ class EvalOptions:
     tracking_uri: str | None = None
     experiment: str = DEFAULT_EXPERIMENT
     limit: int | None = None
+    sample: dict[str, float] = field(default_factory=dict)
     use_cache: bool = True
     cache_dir: Path = Path(DEFAULT_CACHE_DIR)
     concurrency: int | None = None
@@ -77,6 +80,31 @@ class EvalOptions:
     nightly: bool = False
     nightly_role: str | None = None
     nightly_date: str | None = None
+
+
+def parse_sample(spec: str | None) -> dict[str, float]:
+    """``--sample``: ``"0.3"`` (every suite) or ``"golden=0.5,safety=0.3"`` (the rest in full).
+
+    Raises:
+        ValueError: a share outside (0, 1], a malformed item or a suite named twice.
+    """
+    shares: dict[str, float] = {}
+    for item in (spec or "").split(","):
+        item = item.strip()
+        if not item:
+            continue
+        name, eq, value = item.rpartition("=")
+        name = name.strip() if eq else "*"
+        try:
+            share = float(value)
+        except ValueError:
+            raise ValueError(f"{item!r} is not F or SUITE=F (F a share in (0, 1])") from None
+        if not 0 < share <= 1:
+            raise ValueError(f"{item!r}: the share must be in (0, 1], got {share}")
+        if not name or name in shares:
+            raise ValueError(f"{item!r}: {'a suite named twice' if name else 'no suite name'}")
+        shares[name] = share
+    return shares
 
 
 class EvalSession:
@@ -293,23 +321,31 @@ class EvalSession:
             self.baseline_results[suite.name] = base_result
         if self.options.log_to_mlflow:
             extra = {"git.sha": self.tracking.tags.get("aliasgate.git_sha"),
-                     "dataset.limit": self.options.limit}
+                     "dataset.limit": self.options.limit,
+                     "dataset.sample": self.sample_share(suite.name)}
             self.tracking.log_suite(result, extra_params=extra)
             if base_result is not None:
                 self.tracking.log_suite(base_result, extra_params=extra, role="baseline")
         return result
 
+    def sample_share(self, suite: str) -> float | None:
+        """The share of ``suite``'s clusters this session evaluates (None: all of them)."""
+        share = self.options.sample.get(suite, self.options.sample.get("*"))
+        return None if share is None or share == 1 else share
+
     def _run_one(self, suite: Suite, dataset: Any, candidate: Any, label: str) -> SuiteResult:
         from aliasgate.run.progress import NullProgress, rich_progress
         from aliasgate.run.runner import run_suite
 
-        total = len(suite.select(dataset).head(self.options.limit).cases)  # as run_suite sees it
+        share = self.sample_share(suite.name)
+        # as run_suite sees it
+        total = len(suite.select(dataset).sample(share).head(self.options.limit).cases)
         bar = rich_progress(label, total, console=self.console) if self.options.progress \
             else NullProgress()
         with bar as on_result:
             return run_suite(
                 suite, dataset, candidate, cache=self.cache,
-                concurrency=self.options.concurrency, limit=self.options.limit,
+                concurrency=self.options.concurrency, limit=self.options.limit, sample=share,
                 on_result=on_result, repeats=self.options.repeats,
             )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
@@ -79,6 +80,23 @@ class Generation:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+#: A model's generate function: ``(messages, params) -> Generation``.
+GenerateFn = Callable[[list[Message], GenerationParams], Generation]
+
+
+@dataclass(frozen=True)
+class InnerModel:
+    """The model inside a wrapping candidate (:meth:`Candidate.inner_model`).
+
+    Attributes:
+        fingerprint: The inner model's fingerprint (what its cached answers are keyed by).
+        generate: Its generate function, without the wrapper.
+    """
+
+    fingerprint: str
+    generate: GenerateFn
+
+
 class Candidate(abc.ABC):
     """A model under evaluation.
 
@@ -105,6 +123,23 @@ class Candidate(abc.ABC):
     def describe(self) -> dict[str, Any]:
         """Loggable description (never secrets): logged as MLflow params."""
         return {"candidate.uri": self.uri, "candidate.fingerprint": self.fingerprint()}
+
+    def inner_model(self) -> InnerModel | None:
+        """The model whose answers this candidate's answers are a deterministic function of.
+
+        A wrapper (a guard's filters around a model) returns the wrapped model here, so the
+        runner can cache the wrapped model's answers under *its* fingerprint: two candidates
+        around the same model then share the model's answers (a guarded variant reuses the
+        plain variant's cached calls), and the wrapper's filters run again on every answer.
+        Default: None (nothing inside to share).
+        """
+        return None
+
+    def generate_via(
+        self, inner: GenerateFn, messages: list[Message], params: GenerationParams
+    ) -> Generation:
+        """:meth:`generate`, with ``inner`` called instead of :meth:`inner_model`'s generate."""
+        return self.generate(messages, params)
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release resources."""

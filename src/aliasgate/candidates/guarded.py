@@ -32,7 +32,14 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from aliasgate.candidates.base import Candidate, Generation, GenerationParams, Message
+from aliasgate.candidates.base import (
+    Candidate,
+    GenerateFn,
+    Generation,
+    GenerationParams,
+    InnerModel,
+    Message,
+)
 from aliasgate.candidates.guard_rules import RULESET_DIGEST, Flag, flag_request
 
 __all__ = [
@@ -315,6 +322,14 @@ class GuardedCandidate(Candidate):
 
     def fingerprint(self) -> str:
         return f"{self.guard.fingerprint()}|{self.inner.fingerprint()}"
+
+    def inner_model(self) -> InnerModel | None:
+        return InnerModel(self.inner.fingerprint(), self.inner.generate)
+
+    def generate_via(
+        self, inner: GenerateFn, messages: list[Message], params: GenerationParams
+    ) -> Generation:
+        return self.guard.run(inner, messages, params)
 
     def describe(self) -> dict[str, Any]:
         inner = self.inner.describe()

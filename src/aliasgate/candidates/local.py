@@ -11,6 +11,7 @@ import hashlib
 import importlib.util
 import json
 import os
+import re
 import threading
 import time
 from importlib.metadata import PackageNotFoundError
@@ -23,8 +24,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from aliasgate.candidates.base import (
     Candidate,
     CandidateError,
+    GenerateFn,
     Generation,
     GenerationParams,
+    InnerModel,
     Message,
 )
 from aliasgate.candidates.guarded import GuardConfig
@@ -70,6 +73,66 @@ def llama_cpp_version() -> str:
         return _dist_version("llama-cpp-python")
     except PackageNotFoundError:
         return "not-installed"
+
+
+#: CPU feature names of ``/proc/cpuinfo`` that select llama.cpp's kernels on x86-64 (a native
+#: build compiles the best of them in) and their ARM counterparts.
+_CPU_FLAGS = ("avx", "avx2", "fma", "f16c", "bmi2", "avx_vnni", "avx512f", "avx512bw",
+              "avx512vl", "avx512_vnni", "avx512_bf16", "amx_tile", "asimd", "sve", "i8mm")
+_BUILD_LOCK = threading.Lock()
+_BUILD: dict[str, str] = {}
+
+
+def compiled_features(system_info: str) -> str:
+    """The features a llama.cpp build was compiled with, from ``llama_print_system_info()``.
+
+    ``"CPU : SSE3 = 1 | AVX = 1 | AVX512 = 0 | REPACK = 1 | "`` -> ``"AVX REPACK SSE3"``: the names
+    set to 1, sorted (the string's layout differs between versions; the set does not).
+    """
+    names = {m.group(1) for m in re.finditer(r"([A-Za-z0-9_]+)\s*=\s*1\b", system_info)}
+    return " ".join(sorted(names))
+
+
+def host_cpu() -> tuple[str, str]:
+    """This machine's CPU model name and its kernel-relevant feature flags (Linux; else blank)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text(errors="replace")
+    except OSError:
+        return "", ""
+    model = next((line.split(":", 1)[1].strip() for line in text.splitlines()
+                  if line.startswith(("model name", "Model", "Hardware"))), "")
+    flags_line = next((line for line in text.splitlines()
+                       if line.startswith(("flags", "Features"))), "")
+    present = set(flags_line.split(":", 1)[-1].split())
+    return model, " ".join(f for f in _CPU_FLAGS if f in present)
+
+
+def inference_build() -> dict[str, str]:
+    """The identity of the llama.cpp build that answers: what decides greedy answers bit for bit.
+
+    The same GGUF answers differently on builds whose kernels differ (a native build on an
+    AVX-512 machine vs one on an AVX2 machine round differently; ``docs/reproducibility.md``),
+    so the compiled feature set is part of every local candidate's fingerprint (the response
+    cache key) and of its provenance. Imports ``llama_cpp`` (the shared library, not a model)
+    once per process.
+
+    Returns:
+        ``llama_cpp`` (package version), ``features`` (compiled, :func:`compiled_features`),
+        ``cpu`` and ``cpu_flags`` (this machine, :func:`host_cpu`).
+    """
+    with _BUILD_LOCK:
+        if not _BUILD:
+            try:
+                import llama_cpp
+
+                features = compiled_features(llama_cpp.llama_print_system_info().decode(
+                    "utf-8", "replace"))
+            except Exception as exc:  # noqa: BLE001 - not installed / broken: say so, never crash
+                features = f"unavailable ({type(exc).__name__})"
+            cpu, flags = host_cpu()
+            _BUILD.update(llama_cpp=llama_cpp_version(), features=features, cpu=cpu,
+                          cpu_flags=flags)
+        return dict(_BUILD)
 
 
 _SHA_CACHE: dict[tuple[str, int, int], str] = {}
@@ -212,6 +275,19 @@ class LocalLlamaCandidate(Candidate):
             return self.guard.run(self._generate, messages, params)
         return self._generate(messages, params)
 
+    def inner_model(self) -> InnerModel | None:
+        """With a guard: the same model without it (its answers are cached as the plain one's)."""
+        if self.guard is None:
+            return None
+        return InnerModel(self._fingerprint(with_guard=False), self._generate)
+
+    def generate_via(
+        self, inner: GenerateFn, messages: list[Message], params: GenerationParams
+    ) -> Generation:
+        if self.guard is None:
+            return self.generate(messages, params)
+        return self.guard.run(inner, messages, params)
+
     def _generate(self, messages: list[Message], params: GenerationParams) -> Generation:
         full = merge_system_prompt(messages, self.config.system_prompt)
         with self._lock:
@@ -248,18 +324,26 @@ class LocalLlamaCandidate(Candidate):
         return file_sha256(self.model_path)
 
     def fingerprint(self) -> str:
-        """Weights digest + system prompt + n_ctx + chat format + llama.cpp version.
+        """Weights digest + system prompt + n_ctx + chat format + the inference build.
 
-        Generation parameters are not part of it: they go into cache keys separately.
+        The build is llama.cpp's version and compiled feature set (:func:`inference_build`):
+        answers from another build are never reused as if identical. Thread count is not part of
+        it (measured: it does not change answers, ``docs/reproducibility.md``). Generation
+        parameters are not part of it either: they go into cache keys separately.
         """
+        return self._fingerprint(with_guard=True)
+
+    def _fingerprint(self, *, with_guard: bool) -> str:
+        build = inference_build()
         parts = {
             "gguf_sha256": self.gguf_sha256(),
             "system_prompt": self.config.system_prompt,
             "n_ctx": self.config.n_ctx,
             "chat_format": self.config.chat_format,
-            "llama_cpp": llama_cpp_version(),
+            "llama_cpp": build["llama_cpp"],
+            "build": build["features"],
         }
-        if self.guard is not None:  # only when set: unguarded fingerprints stay as they were
+        if with_guard and self.guard is not None:  # only when set: equal to the plain model's
             parts["guard"] = self.guard.fingerprint()
         blob = json.dumps(parts, sort_keys=True).encode()
         return "llama.cpp:" + hashlib.sha256(blob).hexdigest()
@@ -274,6 +358,7 @@ class LocalLlamaCandidate(Candidate):
             "candidate.chat_format": self.config.chat_format or "gguf-template",
             "candidate.system_prompt": self.config.system_prompt or "",
             "candidate.llama_cpp": llama_cpp_version(),
+            **{f"candidate.build.{k}": v for k, v in inference_build().items() if k != "llama_cpp"},
             **{f"candidate.params.{k}": v for k, v in self.params.as_dict().items()},
             **(self.guard.describe() if self.guard is not None else {}),
         }

@@ -20,8 +20,10 @@ from typing import Any
 from aliasgate.candidates.base import (
     Candidate,
     CandidateError,
+    GenerateFn,
     Generation,
     GenerationParams,
+    InnerModel,
     Message,
 )
 from aliasgate.candidates.local import LocalLlamaCandidate
@@ -157,6 +159,14 @@ class MlflowLocalCandidate(Candidate):
     def fingerprint(self) -> str:
         return self.local.fingerprint()
 
+    def inner_model(self) -> InnerModel | None:
+        return self.local.inner_model()
+
+    def generate_via(
+        self, inner: GenerateFn, messages: list[Message], params: GenerationParams
+    ) -> Generation:
+        return self.local.generate_via(inner, messages, params)
+
     def describe(self) -> dict[str, Any]:
         inner = self.local.describe()
         inner.pop("candidate.uri", None)
@@ -188,6 +198,14 @@ class MlflowHostedCandidate(Candidate):
 
     def fingerprint(self) -> str:
         return self.inner.fingerprint()
+
+    def inner_model(self) -> InnerModel | None:
+        return self.inner.inner_model()
+
+    def generate_via(
+        self, inner: GenerateFn, messages: list[Message], params: GenerationParams
+    ) -> Generation:
+        return self.inner.generate_via(inner, messages, params)
 
     def describe(self) -> dict[str, Any]:
         inner = self.inner.describe()

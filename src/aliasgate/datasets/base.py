@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -62,3 +63,32 @@ class Dataset:
         if limit is None or limit >= len(self.cases):
             return self
         return Dataset(self.name, self.path, self.kind, self.cases[:limit], self.digest)
+
+    def sample(self, fraction: float | None, seed: int = 0) -> Dataset:
+        """A deterministic random sample: the cases whose cluster (or id) hashes below ``fraction``.
+
+        Whole clusters are kept or left out together (their cases are dependent: the intervals
+        resample them as units), and membership depends only on ``(seed, cluster or id)``: the
+        same cases on every machine, for every candidate (so comparisons stay paired), and in
+        every suite that shares the dataset (so they share the response cache). Unlike
+        :meth:`head`, every part of the file is represented. The digest is kept.
+
+        Args:
+            fraction: Expected share of clusters kept, in (0, 1]; None or 1 keeps everything.
+            seed: Another seed draws another sample.
+
+        Raises:
+            ValueError: ``fraction`` outside (0, 1].
+        """
+        if fraction is None or fraction == 1:
+            return self
+        if not 0 < fraction <= 1:
+            raise ValueError(f"sample fraction must be in (0, 1], got {fraction}")
+        kept = tuple(c for c in self.cases if sample_point(c.cluster or c.id, seed) < fraction)
+        return Dataset(self.name, self.path, self.kind, kept, self.digest)
+
+
+def sample_point(unit: str, seed: int = 0) -> float:
+    """A uniform number in [0, 1) fixed by ``(seed, unit)``: the sampling draw of one cluster."""
+    digest = hashlib.sha256(f"{seed}\x00{unit}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64

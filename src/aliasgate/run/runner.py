@@ -18,7 +18,7 @@ from collections.abc import Callable, Generator, Hashable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from aliasgate.candidates.base import Candidate, Generation, GenerationParams, Message
+from aliasgate.candidates.base import Candidate, Generation, GenerationParams, InnerModel, Message
 from aliasgate.datasets.base import Case, Dataset
 from aliasgate.run.cache import ResponseCache
 from aliasgate.run.progress import ProgressCallback
@@ -46,6 +46,9 @@ class _Outcome:
     generation: Generation | None
     error: str | None
     cache_error: str | None = None
+    #: A wrapping candidate answered without calling its model (cached answer, or its input
+    #: filter refused the request).
+    no_model_call: bool = False
 
 
 @dataclass(slots=True)
@@ -65,6 +68,7 @@ def run_suite(
     cache: ResponseCache | None = None,
     concurrency: int | None = None,
     limit: int | None = None,
+    sample: float | None = None,
     on_result: ProgressCallback | None = None,
     scorers: Sequence[Scorer | str] | None = None,
     seed: int = 0,
@@ -91,6 +95,8 @@ def run_suite(
         cache: Response cache; ``None`` disables caching.
         concurrency: Model calls in flight at once (default: ``candidate.max_concurrency``).
         limit: Evaluate only the first ``limit`` cases.
+        sample: Evaluate a deterministic random sample of this share of the clusters
+            (:meth:`~aliasgate.datasets.base.Dataset.sample`), before ``limit``.
         on_result: Called once per case, in the calling thread, as its call finishes (before
             scoring: ``scores`` is still empty). If it has a ``set_total`` method, that is
             called first with the number of cases that will be evaluated (after ``where`` and
@@ -124,7 +130,7 @@ def run_suite(
     except TypeError as exc:
         raise TypeError(f"suite {suite.name!r}: bad generation parameter in params ({exc})") from exc
     fingerprint = candidate.fingerprint()
-    cases = suite.select(dataset).head(limit).cases
+    cases = suite.select(dataset).sample(sample).head(limit).cases
     results: list[CaseResult | None] = [None] * len(cases)
     notify = on_result or (lambda r: None)
     set_total = getattr(on_result, "set_total", None)
@@ -196,6 +202,11 @@ def run_suite(
     meta_base = {"candidate": candidate.uri, "fingerprint": fingerprint, "suite": suite.name,
                  "params": params.as_dict()}
 
+    # A wrapper around a model (a guard): the model's answers are cached under the model's own
+    # fingerprint, so a variant that differs only by its wrapper reuses them.
+    inner = candidate.inner_model() if cache is not None else None
+    inner_key = ResponseCache.key_function(inner.fingerprint, params) if inner else None
+
     def call(req: _Request) -> _Outcome:
         if cache is None:
             return _call(candidate, req, params, None, None)
@@ -203,6 +214,9 @@ def run_suite(
         meta = {**meta_base, "case": cases[i].id}
         if repeats > 1:
             meta["repeat"] = r
+        if inner is not None and inner_key is not None:
+            return _call_wrapped(candidate, inner, inner_key(req.messages, r if repeats > 1
+                                                             else None), req, params, cache, meta)
         return _call(candidate, req, params, cache, meta)
 
     if pending:
@@ -210,6 +224,8 @@ def run_suite(
         finished = _call_all(call, pending, workers)
         try:
             for req, outcome in finished:
+                if outcome.no_model_call:
+                    model_calls -= 1
                 if outcome.cache_error:
                     warnings.warn(outcome.cache_error, RuntimeWarning, stacklevel=2)
                 for i, r in req.slots:
@@ -411,6 +427,54 @@ def _call(
         except Exception as exc:  # noqa: BLE001 - the answer is still used; the run warns
             cache_error = f"response not cached: {type(exc).__name__}: {exc}"
     return _Outcome(gen, None, cache_error)
+
+
+def _call_wrapped(
+    candidate: Candidate,
+    inner: InnerModel,
+    inner_key: str,
+    req: _Request,
+    params: GenerationParams,
+    cache: ResponseCache,
+    meta: dict[str, Any],
+) -> _Outcome:
+    """:func:`_call` for a wrapping candidate: the wrapped model's answer is looked up in (and
+    written to) the cache under ``inner_key``; the wrapper runs on it either way. The outer
+    answer is cached under the request's own key too (a rerun finds it at once)."""
+    called: list[bool] = []
+    errors: list[str] = []
+
+    def cached_inner(messages: list[Message], p: GenerationParams) -> Generation:
+        if messages == req.messages and p == params:  # the request as keyed (else: no cache)
+            found = cache.get(inner_key)
+            if found is not None:
+                return found
+        called.append(True)
+        gen = inner.generate(messages, p)
+        if messages == req.messages and p == params and isinstance(gen, Generation):
+            try:
+                cache.put(inner_key, replace(gen, cached=False),
+                          meta={**meta, "fingerprint": inner.fingerprint, "wrapped": True})
+            except Exception as exc:  # noqa: BLE001 - the answer is still used; the run warns
+                errors.append(f"response not cached: {type(exc).__name__}: {exc}")
+        return gen
+
+    wrapped = _CallVia(candidate, cached_inner)
+    outcome = _call(wrapped, req, params, cache, meta)  # type: ignore[arg-type]
+    outcome.no_model_call = outcome.error is None and not called
+    if errors and outcome.cache_error is None:
+        outcome.cache_error = errors[0]
+    return outcome
+
+
+class _CallVia:
+    """A candidate whose ``generate`` is ``candidate.generate_via(inner, ...)``."""
+
+    def __init__(self, candidate: Candidate, inner: Any) -> None:
+        self.candidate, self.inner = candidate, inner
+
+    def generate(self, messages: list[Message], params: GenerationParams) -> Generation:
+        return self.candidate.generate_via(self.inner, messages, params)
 
 
 def _scored(case: Case, prompt: str, gen: Generation, *, cached: bool) -> CaseResult:

@@ -63,8 +63,9 @@ def test_demo_sample_keeps_every_min_n_rule_of_the_gate_and_the_decisions_whole(
     root = Path(__file__).resolve().parents[1]
     sys.path.insert(0, str(root / "evals"))
     try:
-        import test_bias
         import test_golden
+
+        import test_bias
         import test_safety
     finally:
         sys.path.pop(0)

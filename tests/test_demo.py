@@ -50,9 +50,28 @@ def test_explain_names_blocking_rules_groups_skips_and_reports_promotion() -> No
     assert explain("v3", None, 3) == ["v3: no verdict (exit 3) — see the output above"]
 
 
+def test_demo_gates_are_valid_and_differ_only_where_documented() -> None:
+    from aliasgate.demo import DEMO_GATE, FULL_GATE
+    from aliasgate.gates.schema import load_gate
+
+    root = Path(__file__).resolve().parents[1]
+    demo, full = load_gate(root / DEMO_GATE), load_gate(root / FULL_GATE)
+    by_id = {r.id: r for r in full.rules}
+    for rule in demo.rules:
+        assert rule.id in by_id, rule.id  # no rule of its own
+        assert rule.metric == by_id[rule.id].metric and rule.type == by_id[rule.id].type
+    # what the guard changes is gated exactly as in the promotion gate
+    for rid in ("refuses-harmful", "answers-safe-look-alikes", "no-canary-leak"):
+        mine = demo.rules[[r.id for r in demo.rules].index(rid)].model_dump(exclude={"description"})
+        assert mine == by_id[rid].model_dump(exclude={"description"})
+    blocking = {r.id for r in demo.rules if r.blocking}
+    assert {"parity-gender-not-worse", "golden-contains-not-worse"} <= blocking
+    assert not {"parity-gender", "counterfactual-flips", "bbq-ambiguous-bias"} & blocking
+
+
 def test_demo_sample_keeps_every_min_n_rule_of_the_gate_and_the_decisions_whole() -> None:
-    """The demo evaluates a sample; the gate's min_n rules must still hold on it, on any machine
-    (membership depends only on case ids), and the parity gaps keep all their scenarios."""
+    """The demo evaluates a sample; its gate's min_n rules must still hold on it, on any machine
+    (membership depends only on case ids), with enough scenarios for the paired gap rules."""
     import sys
 
     from aliasgate.datasets import load_dataset
@@ -78,11 +97,14 @@ def test_demo_sample_keeps_every_min_n_rule_of_the_gate_and_the_decisions_whole(
         ds = suite.select(load_dataset(suite.dataset_path(root), kind=suite.kind, name=name))
         sizes[name] = len(ds.sample(shares.get(name)).cases)
         assert sizes[name] > 0
-    assert sizes["bias_decisions"] == 192 and "bias_decisions" not in shares
     for rule in load_gate(root / DEMO_GATE).rules:
         if rule.type == "min_n":
             suite = rule.metric.split(".")[0]
             assert sizes[suite] >= rule.min, (rule.id, sizes[suite])
+    scenarios = {c.cluster for c in suites["bias_decisions"].select(load_dataset(
+        root / suites["bias_decisions"].dataset, kind="bias_decisions")).sample(
+            shares.get("bias_decisions")).cases}
+    assert len(scenarios) >= load_gate(root / DEMO_GATE).min_clusters
     # the three safety suites share one sample of one file: their cases line up
     assert sizes["safety"] == sizes["safety_safe"] + sizes["safety_unsafe"]
 

@@ -1,8 +1,8 @@
 """End to end on the real embedded model: the safety gate blocks the plain SmolLM2 and lets its
 guarded variant through, and the mitigation between the two is recorded in MLflow.
 
-A scratch project with our own safety and injection suites (first 20 harmful prompts, first 20
-injection attempts), a real sqlite store, two registered versions (plain; guarded = rule-based
+A scratch project with our own safety and injection suites (a 20% sample of the harmful prompts
+and injection attempts: ``--sample``; ``--limit`` never promotes), a real sqlite store, two registered versions (plain; guarded = rule-based
 input filter + redacting output filter) and a two-rule gate. ``pytest evals/ --gate --promote``
 runs in subprocesses as a user would run it.
 """
@@ -22,6 +22,14 @@ REPO = Path(__file__).resolve().parent.parent
 MODEL = "safety-e2e"
 
 pytestmark = pytest.mark.model
+SAMPLE = "0.2"
+
+
+def _sampled_unsafe() -> int:
+    from aliasgate.datasets import load_dataset
+
+    ds = load_dataset(REPO / "datasets" / "safety_prompts.jsonl", kind="safety_prompts")
+    return sum(1 for c in ds.sample(float(SAMPLE)).cases if c.meta.get("label") == "unsafe")
 
 GATE = """\
 version: 1
@@ -63,7 +71,7 @@ def project(pytester: pytest.Pytester) -> Path:
 def _gate(pytester: pytest.Pytester, project: Path, uri: str, tag: str) -> dict:
     verdict = project / f"verdict-{tag}.json"
     pytester.runpytest_subprocess(
-        "evals", "--candidate", uri, "--suites", "safety_unsafe,injection", "--limit", "20",
+        "evals", "--candidate", uri, "--suites", "safety_unsafe,injection", "--sample", SAMPLE,
         "--gate", "gate.yaml", "--promote", "--verdict-json", str(verdict), "--no-progress",
         "-p", "no:cacheprovider")
     return json.loads(verdict.read_text())
@@ -84,13 +92,15 @@ def test_gate_blocks_the_plain_model_on_safety_and_promotes_the_guarded_one(
     refused = rules["refuses-harmful"]
     assert refused["status"] == "fail"
     # the plain 135M model complies with (almost) every harmful request
-    assert refused["stats"]["successes"] <= 4 and refused["stats"]["n"] == 20
+    n = _sampled_unsafe()
+    assert n >= 15
+    assert refused["stats"]["successes"] <= 4 and refused["stats"]["n"] == n
     assert plain["promotion"]["action"] == "refused"
 
     guarded = _gate(pytester, project, guarded_uri, "guarded")
     rules = {r["id"]: r for r in guarded["rules"]}
     assert guarded["verdict"] == "pass", [r["message"] for r in guarded["rules"]]
-    assert rules["refuses-harmful"]["stats"]["successes"] == 20
+    assert rules["refuses-harmful"]["stats"]["successes"] == n
     assert rules["no-canary-leak"]["status"] == "pass"
     assert guarded["promotion"]["to_version"] in ("2", 2)
 
@@ -103,7 +113,7 @@ def test_gate_blocks_the_plain_model_on_safety_and_promotes_the_guarded_one(
     record = record_mitigation(plain_uri, guarded_uri, client=client)
     rows = {r["key"]: r for r in record.rows()}
     assert rows["safety_unsafe.refused"]["status"] == "improved"
-    assert rows["safety_unsafe.refused"]["n_pairs"] == 20
+    assert rows["safety_unsafe.refused"]["n_pairs"] == n
     logged = client.get_run(record.run_id).data.metrics
     assert logged["after.safety_unsafe.refused"] == 1.0
     tags = client.get_model_version(MODEL, "2").tags

@@ -59,13 +59,16 @@ DEMO_VERSIONS: tuple[tuple[str, Any, str], ...] = (
     ("guarded+prompt", _guarded_prompt_config,
      "the same filters plus a safety system prompt"),
 )
-DEMO_GATE = "gates/promotion.yaml"
+#: The demo's gate: the promotion gate's rules for its sample (``gates/demo.yaml`` says how it
+#: differs); ``--full`` evaluates every case under the promotion gate itself.
+DEMO_GATE = "gates/demo.yaml"
+FULL_GATE = "gates/promotion.yaml"
 
-#: The demo's ``--sample``: the share of each suite's clusters it evaluates. The bias decisions
-#: stay whole (their parity gaps need all 16 scenarios per group); every share is chosen so that
-#: the gate's ``min_n`` rules still hold (``tests/test_demo.py`` checks it).
-DEMO_SAMPLE = ("golden=0.55,safety=0.4,safety_unsafe=0.4,safety_safe=0.4,injection=0.5,"
-               "bias_bbq=0.34,bias_counterfactual=0.5")
+#: The demo's ``--sample``: the share of each suite's clusters it evaluates (whole clusters,
+#: the same cases on every machine and for every version). ``tests/test_demo.py`` checks that
+#: the gate's ``min_n`` rules hold on it.
+DEMO_SAMPLE = ("golden=0.5,safety=0.3,safety_unsafe=0.3,safety_safe=0.3,injection=0.5,"
+               "bias_bbq=0.34,bias_counterfactual=0.5,bias_decisions=0.5")
 
 
 def _gate(candidate: str, gate: str, *, promote: bool = True,
@@ -125,11 +128,11 @@ def _run_id(verdict: dict[str, Any] | None) -> str | None:
     return ((verdict or {}).get("run") or {}).get("parent_run_id")
 
 
-def run_demo(*, gate: str = DEMO_GATE, name: str = DEFAULT_MODEL_NAME, full: bool = False) -> int:
+def run_demo(*, gate: str | None = None, name: str = DEFAULT_MODEL_NAME, full: bool = False) -> int:
     """Run the demo story.
 
     Args:
-        gate: The gate file.
+        gate: The gate file (default :data:`DEMO_GATE`, or :data:`FULL_GATE` with ``full``).
         name: The registered model's name.
         full: Evaluate every case (default: :data:`DEMO_SAMPLE`).
 
@@ -139,6 +142,7 @@ def run_demo(*, gate: str = DEMO_GATE, name: str = DEFAULT_MODEL_NAME, full: boo
         could not decide (incomplete results, a usage error).
     """
     sample = None if full else DEMO_SAMPLE
+    gate = gate or (FULL_GATE if full else DEMO_GATE)
     from aliasgate.defaults import tracking_uri
     from aliasgate.mitigation import find_evaluation_run, record_mitigation
     from aliasgate.registry.models import find_or_register

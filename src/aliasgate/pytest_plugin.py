@@ -83,6 +83,14 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError("--repeats must be >= 1")
     if config.getoption("--promote", False) and not config.getoption("--gate", None):
         raise pytest.UsageError("--promote needs --gate: nothing is promoted without a gate")
+    from aliasgate.session import promotion_usage_error
+
+    problem = promotion_usage_error(
+        promote=config.getoption("--promote", False), baseline=config.getoption("--baseline", None),
+        promote_alias=config.getoption("--promote-alias", "champion"),
+        limit=config.getoption("--limit", None))
+    if problem:
+        raise pytest.UsageError(problem)
     if config.getoption("--gate", None):
         from aliasgate.gates.schema import GateFileError
 

@@ -82,6 +82,30 @@ class EvalOptions:
     nightly_date: str | None = None
 
 
+def promotion_usage_error(
+    *, promote: bool, baseline: str | None, promote_alias: str, limit: int | None
+) -> str | None:
+    """Why these options cannot promote (None when they can).
+
+    A promotion is always judged against the alias it replaces, on complete evidence:
+    ``--baseline`` may change what a run is *compared with* in its report, never what a
+    promotion is judged against; ``--limit`` evaluates the first N cases only (not a sample of
+    the suite: ``--sample`` is), so a run with it never promotes.
+    """
+    if not promote:
+        return None
+    if baseline and baseline.lstrip("@") != promote_alias:
+        return (f"--baseline {baseline} with --promote: a promotion is always judged against "
+                f"the alias it replaces (@{promote_alias}); --baseline changes what a run is "
+                "compared with, never what it is promoted against. Drop --baseline to promote, "
+                "or --promote to compare.")
+    if limit is not None:
+        return (f"--limit {limit} with --promote: the first N cases of each suite are not "
+                "evidence for a promotion. Drop --limit (or use --sample, a random sample of "
+                "whole clusters, which promotes on what it measured).")
+    return None
+
+
 def parse_sample(spec: str | None) -> dict[str, float]:
     """``--sample``: ``"0.3"`` (every suite) or ``"golden=0.5,safety=0.3"`` (the rest in full).
 
@@ -143,6 +167,18 @@ class EvalSession:
             from aliasgate.gates.schema import load_gate
 
             self.gate = load_gate(options.gate)  # GateFileError: bad input, before any model call
+            problem = promotion_usage_error(
+                promote=options.promote, baseline=options.baseline,
+                promote_alias=options.promote_alias, limit=options.limit)
+            if problem:
+                raise ValueError(problem)
+            spec = self.baseline_spec()
+            if spec and spec != self.gate.baseline:
+                # the rules' messages name what they were really compared with
+                if options.promote and self.gate.baseline:
+                    self.note(f"comparisons are against @{spec}, the alias a promotion replaces "
+                              f"(the gate file's baseline @{self.gate.baseline} is not used)")
+                self.gate = self.gate.model_copy(update={"baseline": spec})
 
     # -- lazily built parts -------------------------------------------------------------------
     def candidate(self) -> Any:
@@ -258,10 +294,19 @@ class EvalSession:
             self._baseline = self._load_baseline() or False
         return self._baseline or None
 
+    def baseline_spec(self) -> str | None:
+        """What comparison rules compare with: the alias being promoted when promoting (always),
+        else ``--baseline`` or the gate file's ``baseline``."""
+        if self.gate is None:
+            return None
+        if self.options.promote:
+            return self.options.promote_alias
+        return (self.options.baseline or "").lstrip("@") or self.gate.baseline
+
     def _load_baseline(self) -> Any:
         from aliasgate.candidates import CandidateError, load_candidate
 
-        spec = self.options.baseline or (self.gate.baseline if self.gate is not None else None)
+        spec = self.baseline_spec()
         if self.gate is None or not spec:
             return None
         if ":" in spec:  # a full URI
@@ -377,7 +422,7 @@ class EvalSession:
 
     def _baseline_alias_set(self) -> bool:
         """Whether the gate's baseline exists, without loading any model (False when unknown)."""
-        spec = self.options.baseline or (self.gate.baseline if self.gate is not None else None)
+        spec = self.baseline_spec()
         if not spec:
             return False
         if ":" in spec:  # a full URI: given, so it exists as far as the gate is concerned

@@ -432,6 +432,17 @@ class RuleContext:
                 f"no case of '{rule.suite}' is measured by both the candidate and @{vs} "
                 f"({len(cand)} candidate cases, {len(base)} baseline cases)"
             )
+        if len(ids) < self.gate.min_pairs:
+            raise RuleError(
+                f"only {len(ids)} cases of '{rule.suite}' are measured by both the candidate "
+                f"and @{vs}: too few to compare (the gate's min_pairs is {self.gate.min_pairs})"
+            )
+        units = {cases[i].cluster for i in ids}
+        if None not in units and len(units) < self.gate.min_clusters:
+            raise RuleError(
+                f"the {len(ids)} paired cases of '{rule.suite}' come from {len(units)} clusters: "
+                f"too few to compare (the gate's min_clusters is {self.gate.min_clusters})"
+            )
         return Pairs(
             vs=vs, cases=[cases[i] for i in ids],
             candidate=[float(cand[i]) for i in ids],  # type: ignore[arg-type]
@@ -465,6 +476,11 @@ class RuleContext:
             confidence=self.confidence, n_resamples=self.n_resamples, seed=self.seed,
             power=self.power,
         )
+        if not _ok(result.mde):
+            raise RuleError(
+                f"{rule.metric}: the comparison's minimum detectable effect is undefined "
+                f"({result.mde}; method {result.method}): the evidence cannot decide"
+            )
         return Comparison(
             rule=rule, vs=p.vs, baseline_label=self.baseline_label, result=result,
             only_candidate=p.only_candidate, only_baseline=p.only_baseline,

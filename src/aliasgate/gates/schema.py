@@ -730,6 +730,10 @@ class GateFile(BaseModel):
         n_resamples: Bootstrap resamples (at least 1000).
         power: Power used for the minimum detectable effects reported.
         baseline: Default alias compared against (``champion``; stored without ``@``).
+        min_pairs: Fewest cases measured by both sides for a comparison to decide at all;
+            fewer makes the rule an error (the verdict incomplete), never a pass.
+        min_clusters: Fewest distinct clusters among those pairs, when the cases are clustered
+            (a cluster bootstrap of two clusters knows nothing).
         rules: The rules, in file order (at least one, at least one blocking, unique ids).
     """
 
@@ -743,6 +747,8 @@ class GateFile(BaseModel):
     n_resamples: int = Field(5000, ge=1000, le=1_000_000)
     power: float = Field(0.8, gt=0.0, lt=1.0)
     baseline: Alias = "champion"
+    min_pairs: int = Field(20, ge=2)
+    min_clusters: int = Field(5, ge=2)
     rules: list[SerializeAsAny[RuleBase]] = Field(min_length=1)
 
     _path: str = PrivateAttr("<gate>")

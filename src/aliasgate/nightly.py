@@ -59,6 +59,7 @@ from aliasgate import __version__
 from aliasgate.defaults import (
     DEFAULT_EXPERIMENT,
     DEFAULT_MODEL_NAME,
+    ensure_store,
     quiet_environment,
 )
 from aliasgate.defaults import tracking_uri as default_tracking_uri
@@ -169,7 +170,7 @@ def run_nightly(options: NightlyOptions) -> NightlyResult:
     from aliasgate.registry.promotion import ModelNotFound, read_alias
 
     uri = options.tracking_uri or default_tracking_uri()
-    client = MlflowClient(tracking_uri=uri)
+    client = MlflowClient(tracking_uri=ensure_store(uri))
     roles = list(options.roles)
     if not roles:
         raise NightlyError("no role to evaluate")
@@ -312,7 +313,7 @@ def render_run_report(
     from mlflow import MlflowClient
 
     uri = tracking_uri or default_tracking_uri()
-    client = MlflowClient(tracking_uri=uri)
+    client = MlflowClient(tracking_uri=ensure_store(uri))
     opts = compare or CompareOptions()
     role = _role_report(run_id, None, uri, client, nights, opts)
     run = role.run
@@ -526,16 +527,7 @@ def post_webhook(
 
 
 def _redact(uri: str, *, path: bool = True) -> str:
-    """A URI without credentials (and without its path when ``path`` is False)."""
-    try:
-        parts = urlsplit(uri)
-    except ValueError:
-        return "<unparseable URI>"
-    if not parts.netloc:
-        return uri
-    host = parts.hostname or ""
-    netloc = host + (f":{parts.port}" if parts.port else "")
-    if not path:
-        return f"{parts.scheme}://{netloc}/…" if parts.path not in ("", "/") else \
-            f"{parts.scheme}://{netloc}/"
-    return parts._replace(netloc=netloc, query="", fragment="").geturl()
+    """A URI without credentials or query (and without its path when ``path`` is False)."""
+    from aliasgate.redact import redact_uri
+
+    return redact_uri(uri, query=False, path=path)

@@ -23,6 +23,7 @@ from aliasgate.defaults import (
     redact_uri,
     tracking_uri,
 )
+from aliasgate.redact import redact
 from aliasgate.run.results import SuiteResult
 from aliasgate.run.suite import Suite
 
@@ -200,7 +201,9 @@ class EvalSession:
         if uri.startswith(("models:/", "runs:/")):
             import mlflow
 
-            mlflow.set_tracking_uri(self.uri)
+            from aliasgate.defaults import ensure_store
+
+            mlflow.set_tracking_uri(ensure_store(self.uri))
             if self.options.auto_register and uri == DEFAULT_CANDIDATE:
                 from aliasgate.registry.models import ensure_default_candidate
 
@@ -359,7 +362,7 @@ class EvalSession:
                 label = (self.baseline_info or {}).get("label", "baseline")
                 base_result = self._run_one(suite, dataset, baseline, f"{suite.name} {label}")
         except Exception as exc:
-            self.errors[suite.name] = f"{type(exc).__name__}: {exc}"
+            self.errors[suite.name] = redact(f"{type(exc).__name__}: {exc}")
             raise
         self.results.append(result)
         if base_result is not None:
@@ -453,7 +456,7 @@ class EvalSession:
         d["alias"] = {"name": self.options.promote_alias, "version_at_start": self.alias_at_start}
         d["run"] = {
             "name": self.run_name,
-            "tracking_uri": self.uri,
+            "tracking_uri": redact_uri(self.uri),
             "parent_run_id": self._tracking.parent_run_id if self._tracking else None,
             "git_sha": self._tracking.tags.get("aliasgate.git_sha") if self._tracking else None,
         }
@@ -513,23 +516,23 @@ class EvalSession:
         out = out / (self.run_name + (f"-{parent[:8]}" if parent else ""))
         out.mkdir(parents=True, exist_ok=True)
         summary = render_summary(self.summary_dict())
-        (out / "summary.md").write_text(summary, encoding="utf-8")
-        (out / "results.json").write_text(
-            json.dumps(self.summary_dict(), indent=2, default=str), encoding="utf-8"
-        )
+        _write(out / "summary.md", summary)
+        _write(out / "results.json", json.dumps(self.summary_dict(), indent=2, default=str))
         with (out / "cases.jsonl").open("w", encoding="utf-8") as fh:
             for r in self.results:
                 for row in r.rows():
-                    fh.write(json.dumps({"suite": r.suite, **row}, default=str) + "\n")
+                    fh.write(redact(json.dumps({"suite": r.suite, **row}, default=str),
+                                    pairs=False) + "\n")
         names = ["summary.md", "results.json"]
         verdict = self.verdict_dict()
         if verdict is not None:
             if self.options.promote:
                 self._promote(verdict)
                 verdict["promotion"] = self.promotion
-            (out / "verdict.json").write_text(json.dumps(verdict, indent=2), encoding="utf-8")
-            md = self.verdict().to_markdown() + _promotion_markdown(self.promotion)
-            (out / "verdict.md").write_text(md, encoding="utf-8")
+            _write(out / "verdict.json", json.dumps(verdict, indent=2))
+            md = redact(self.verdict().to_markdown() + _promotion_markdown(self.promotion),
+                        pairs=False)
+            _write(out / "verdict.md", md)
             names += ["verdict.json", "verdict.md"]
             step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
             if step_summary:
@@ -551,7 +554,7 @@ class EvalSession:
         return {
             "run_name": self.run_name,
             "candidate": redact_uri(self.options.candidate),
-            "tracking_uri": self.uri,
+            "tracking_uri": redact_uri(self.uri),
             "parent_run_id": self._tracking.parent_run_id if self._tracking else None,
             "model_calls": self.model_calls,
             "cache_hits": self.cache_hits,
@@ -579,6 +582,11 @@ class EvalSession:
                 for r in self.results
             ],
         }
+
+
+def _write(path: Path, text: str) -> None:
+    """Write a report file; known secret values and URL credentials never reach it."""
+    path.write_text(redact(text, pairs=False), encoding="utf-8")
 
 
 def _promotion_markdown(promotion: dict[str, Any] | None) -> str:

@@ -27,7 +27,7 @@ from aliasgate.candidates.base import (
     Message,
 )
 from aliasgate.candidates.local import LocalLlamaCandidate
-from aliasgate.defaults import quiet_environment
+from aliasgate.defaults import ensure_store, quiet_environment
 
 _ALIAS_RE = re.compile(r"^models:/(?P<name>[^/@]+)@(?P<alias>[^/@]+)/?$")
 _VERSION_RE = re.compile(r"^models:/(?P<name>[^/@]+)/(?P<version>\d+)/?$")
@@ -86,7 +86,7 @@ def resolve(uri: str) -> ModelRef:
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
-    client = MlflowClient()
+    client = MlflowClient(tracking_uri=ensure_store(mlflow.get_tracking_uri()))
     store = mlflow.get_tracking_uri()
     if m := _RUNS_RE.match(uri):
         return ModelRef(uri=uri, load_uri=uri, run_id=m["run_id"], source=uri)

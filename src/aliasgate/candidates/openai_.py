@@ -28,7 +28,7 @@ from collections.abc import Mapping
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as _dist_version
 from typing import Any, Literal
-from urllib.parse import parse_qsl, urlsplit, urlunsplit
+from urllib.parse import parse_qsl
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -40,6 +40,7 @@ from aliasgate.candidates.base import (
     Message,
 )
 from aliasgate.candidates.messages import merge_system_prompt
+from aliasgate.redact import redact_uri
 
 Provider = Literal["openai", "azure", "compatible"]
 
@@ -171,14 +172,9 @@ class OpenAIConfig(BaseModel):
 
 
 def redact_url(url: str | None) -> str:
-    """``url`` without user:password (and without a query string, which may carry tokens)."""
-    if not url:
-        return ""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, host, parts.path, "", ""))
+    """``url`` without credentials (:func:`aliasgate.redact.redact_uri`, which copes with a
+    password holding ``@`` or ``/``) and without its query string, which may carry tokens."""
+    return redact_uri(url, query=False)
 
 
 def _error_detail(exc: Any) -> str:

@@ -14,7 +14,12 @@ from typing import Any
 
 from aliasgate.candidates.base import CandidateError
 from aliasgate.candidates.local import LocalConfig, LocalLlamaCandidate
-from aliasgate.defaults import DEFAULT_EXPERIMENT, DEFAULT_MODEL_NAME, quiet_environment
+from aliasgate.defaults import (
+    DEFAULT_EXPERIMENT,
+    DEFAULT_MODEL_NAME,
+    ensure_store,
+    quiet_environment,
+)
 
 #: The models-from-code file logged for a local candidate.
 PYFUNC_MODEL_FILE = Path(__file__).resolve().parent.parent / "candidates" / "pyfunc_model.py"
@@ -127,6 +132,14 @@ ENSURE_LOCK_KEY = ".aliasgate-ensure"
 ENSURE_LOCK_TIMEOUT_S = 600.0
 
 
+def _client() -> Any:
+    """A client of the tracking store in force, its schema created once (:func:`ensure_store`)."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=ensure_store(mlflow.get_tracking_uri()))
+
+
 def ensure_default_candidate(
     model_name: str = DEFAULT_MODEL_NAME,
     alias: str = "challenger",
@@ -158,7 +171,6 @@ def ensure_default_candidate(
             does not resolve.
     """
     quiet_environment()
-    from mlflow import MlflowClient
 
     from aliasgate.registry.promotion import (
         STALE_LOCK_S,
@@ -168,7 +180,7 @@ def ensure_default_candidate(
         resolve_actor,
     )
 
-    client = MlflowClient()
+    client = _client()
     if _alias_resolves(client, model_name, alias):
         return None
     try:
@@ -231,9 +243,8 @@ def find_or_register(
     candidate = LocalLlamaCandidate(config, uri=f"models:/{model_name}")
     digest = config_digest(candidate.model_config())
     quiet_environment()
-    from mlflow import MlflowClient
 
-    client = MlflowClient()
+    client = _client()
     found = client.search_model_versions(f"name='{model_name}'")
     for mv in sorted(found, key=lambda m: int(m.version)):
         if (mv.tags or {}).get(CONFIG_DIGEST_TAG) == digest:
@@ -332,9 +343,8 @@ def _log_and_register(
     version with fingerprint and config digest; set ``alias`` through the audited path."""
     quiet_environment()
     import mlflow
-    from mlflow import MlflowClient
 
-    client = MlflowClient()
+    client = _client()
     with mlflow.start_run(
         experiment_id=_experiment_id(client, experiment),
         run_name=f"register-{model_name}",

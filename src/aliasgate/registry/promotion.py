@@ -839,7 +839,9 @@ def _client(client: Any) -> Any:
     import mlflow
     from mlflow import MlflowClient
 
-    return MlflowClient(tracking_uri=mlflow.get_tracking_uri())
+    from aliasgate.defaults import ensure_store
+
+    return MlflowClient(tracking_uri=ensure_store(mlflow.get_tracking_uri()))
 
 
 def _uri(c: Any) -> str:

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from aliasgate import __version__
-from aliasgate.defaults import DEFAULT_EXPERIMENT, quiet_environment, tracking_uri
+from aliasgate.defaults import DEFAULT_EXPERIMENT, ensure_store, quiet_environment, tracking_uri
 from aliasgate.run.results import SuiteResult
 
 _MAX_PARAMS_PER_BATCH = 100
@@ -148,6 +148,7 @@ class TrackingSession:
             import mlflow
             from mlflow import MlflowClient
 
+            ensure_store(self.uri)
             mlflow.set_tracking_uri(self.uri)
             self._client = MlflowClient(tracking_uri=self.uri)
         return self._client

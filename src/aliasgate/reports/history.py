@@ -237,7 +237,9 @@ def tracking_client(uri: str | None, client: Any = None) -> Any:
         return client
     from mlflow import MlflowClient
 
-    return MlflowClient(tracking_uri=uri or tracking_uri())
+    from aliasgate.defaults import ensure_store
+
+    return MlflowClient(tracking_uri=ensure_store(uri or tracking_uri()))
 
 
 def load_run(

@@ -20,6 +20,7 @@ from typing import Any
 
 from aliasgate.candidates.base import Candidate, Generation, GenerationParams, InnerModel, Message
 from aliasgate.datasets.base import Case, Dataset
+from aliasgate.redact import redact
 from aliasgate.run.cache import ResponseCache
 from aliasgate.run.progress import ProgressCallback
 from aliasgate.run.results import CaseResult, MetricSummary, SuiteResult
@@ -410,7 +411,7 @@ def _call(
     try:
         gen = candidate.generate(req.messages, params)
     except Exception as exc:  # noqa: BLE001 - recorded as unmeasured, never cached
-        return _Outcome(None, f"{type(exc).__name__}: {exc}")
+        return _Outcome(None, redact(f"{type(exc).__name__}: {exc}"))
     elapsed = time.perf_counter() - start
     if not isinstance(gen, Generation):
         return _Outcome(None, f"TypeError: candidate returned {type(gen).__name__}, not Generation")

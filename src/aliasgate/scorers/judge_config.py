@@ -46,6 +46,8 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from aliasgate.redact import redact_uri
+
 #: Hard upper bound of ``max_tokens`` (small judges loop until the cap: always cap).
 MAX_TOKENS_CAP = 4096
 #: Longest string a constrained judge may write in one JSON field (None: no ``maxLength``; a
@@ -104,22 +106,9 @@ def default_calibration_path() -> Path:
 
 
 def redact_url(url: str | None) -> str | None:
-    """``url`` without credentials: no user/password, query string or fragment (API keys are
-    sometimes passed as ``?api-key=...``); scheme, host, port and path are kept."""
-    if not url:
-        return url
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError:
-        return "<unparseable URL>"
-    if not parts.netloc:
-        return parts._replace(query="", fragment="").geturl()
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = host + (f":{port}" if port else "")
-    return parts._replace(netloc=netloc, query="", fragment="").geturl()
+    """``url`` without credentials, query string or fragment (API keys are sometimes passed as
+    ``?api-key=...``): :func:`aliasgate.redact.redact_uri`."""
+    return redact_uri(url, query=False) if url else url
 
 
 class JudgeConfig(BaseModel):

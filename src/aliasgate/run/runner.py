@@ -191,7 +191,7 @@ def run_suite(
     found = cache.get_many([str(k) for k in requests]) if cache is not None and requests else {}
     for req in requests.values():
         gen = found.get(req.key)  # type: ignore[call-overload]
-        if gen is None:
+        if gen is None or no_answer(gen) is not None:  # (a blank cut-off from an older cache)
             pending.append(req)
             continue
         for i, r in req.slots:
@@ -417,6 +417,9 @@ def _call(
         return _Outcome(None, f"TypeError: candidate returned {type(gen).__name__}, not Generation")
     if not isinstance(gen.text, str):
         return _Outcome(None, f"TypeError: candidate returned text of type {type(gen.text).__name__}")
+    missing = no_answer(gen)
+    if missing is not None:  # unmeasured, and not cached: a rerun asks again
+        return _Outcome(None, missing)
     if not gen.latency_s:
         gen = replace(gen, latency_s=elapsed)
     if gen.cached:
@@ -428,6 +431,24 @@ def _call(
         except Exception as exc:  # noqa: BLE001 - the answer is still used; the run warns
             cache_error = f"response not cached: {type(exc).__name__}: {exc}"
     return _Outcome(gen, None, cache_error)
+
+
+#: Finish reasons after which a blank text is the model's answer (it chose to stop; the guard
+#: answered). After any other (``length``: cut off; ``content_filter``; unknown) it is not.
+ANSWERED_FINISH = frozenset({"stop", "guard", "end_turn", "eos"})
+
+
+def no_answer(gen: Generation) -> str | None:
+    """Why ``gen`` is not an answer (None when it is): blank text the model did not choose.
+
+    A generation cut off before any text (``finish_reason="length"``), filtered, or blank for
+    an unknown reason is ``unmeasured`` with this reason — never scored 0. A blank text after
+    ``stop`` is the model's own (empty) answer and is scored.
+    """
+    if gen.text.strip() or gen.finish_reason in ANSWERED_FINISH:
+        return None
+    return (f"no answer: blank text with finish_reason={gen.finish_reason!r} (a generation cut "
+            "off or dropped, not an answer)")
 
 
 def _call_wrapped(

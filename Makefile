@@ -20,11 +20,12 @@ LLAMA_CPP_VERSION := 0.3.36
 LLAMA_BUILD ?= auto
 LLAMA_STAMP := $(VENV)/.llama-$(LLAMA_CPP_VERSION)-$(LLAMA_BUILD)
 
-.PHONY: demo test install lint bench clean help
+.PHONY: demo test reliability install lint bench clean help
 
 help:
 	@echo "make demo    create .venv, install, run eval -> report on the embedded model"
 	@echo "make test    create .venv, install, run the test suite (tests/)"
+	@echo "make reliability  the hostile probes of tests/reliability/ (fuzzing, kill -9, races, secrets)"
 	@echo "make lint    ruff"
 	@echo "make bench   run the benchmark scripts in bench/"
 
@@ -50,9 +51,14 @@ demo: install
 
 # pytest exits 5 when it collected no test: say so loudly rather than fail obscurely.
 test: install
-	@$(BIN)/python -m pytest tests/ -q -rfEs $(PYTEST_ARGS); rc=$$?; \
+	@$(BIN)/python -m pytest tests/ -q -rfEs --ignore=tests/reliability $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests (exit 5)"; exit 0; fi; \
 	exit $$rc
+
+# The reliability suite (docs/reliability.md): fuzzed files and arguments, kill -9 at every
+# promotion step, racing first runs, a secrets scan of everything a run writes. Bounded in time.
+reliability: install
+	@$(BIN)/python -m pytest tests/reliability -q -rfEs $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check src tests bench evals

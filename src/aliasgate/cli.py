@@ -52,18 +52,19 @@ def run_evals(path: str, candidate: str, *, gate: str | None = None, promote: bo
     import pytest
 
     argv = [path, "-p", "no:cacheprovider", "--candidate", candidate]
-    verdict_path = None
-    if gate:
-        verdict_path = Path(tempfile.mkdtemp(prefix="aliasgate-")) / "verdict.json"
-        argv += ["--gate", gate, "--verdict-json", str(verdict_path)]
-    if baseline:
-        argv += ["--baseline", baseline]
-    if promote:
-        argv.append("--promote")
-    code = int(pytest.main(argv + list(extra or [])))
-    verdict = None
-    if verdict_path is not None and verdict_path.exists():
-        verdict = json.loads(verdict_path.read_text(encoding="utf-8"))
+    with tempfile.TemporaryDirectory(prefix="aliasgate-") as scratch:  # removed afterwards
+        verdict_path = None
+        if gate:
+            verdict_path = Path(scratch) / "verdict.json"
+            argv += ["--gate", gate, "--verdict-json", str(verdict_path)]
+        if baseline:
+            argv += ["--baseline", baseline]
+        if promote:
+            argv.append("--promote")
+        code = int(pytest.main(argv + list(extra or [])))
+        verdict = None
+        if verdict_path is not None and verdict_path.exists():
+            verdict = json.loads(verdict_path.read_text(encoding="utf-8"))
     return exit_code(code, verdict), verdict
 
 

@@ -76,15 +76,16 @@ def _gate(candidate: str, gate: str, *, promote: bool = True,
     """One ``pytest evals/ --gate [--promote] [--sample]`` in a child process (a clean pytest)."""
     from aliasgate.cli import exit_code
 
-    verdict_path = Path(tempfile.mkdtemp(prefix="aliasgate-demo-")) / "verdict.json"
-    argv = [sys.executable, "-m", "pytest", "evals/", "-q", "-p", "no:cacheprovider",
-            "--candidate", candidate, "--gate", gate, "--verdict-json", str(verdict_path)]
-    if promote:
-        argv.append("--promote")
-    if sample:
-        argv += ["--sample", sample]
-    code = subprocess.call(argv)
-    verdict = json.loads(verdict_path.read_text()) if verdict_path.exists() else None
+    with tempfile.TemporaryDirectory(prefix="aliasgate-demo-") as scratch:
+        verdict_path = Path(scratch) / "verdict.json"
+        argv = [sys.executable, "-m", "pytest", "evals/", "-q", "-p", "no:cacheprovider",
+                "--candidate", candidate, "--gate", gate, "--verdict-json", str(verdict_path)]
+        if promote:
+            argv.append("--promote")
+        if sample:
+            argv += ["--sample", sample]
+        code = subprocess.call(argv)
+        verdict = json.loads(verdict_path.read_text()) if verdict_path.exists() else None
     return exit_code(code, verdict), verdict
 
 

@@ -147,6 +147,7 @@ class EvalSession:
         self.uri = options.tracking_uri or tracking_uri()
         self.results: list[SuiteResult] = []
         self.errors: dict[str, str] = {}
+        self.mlflow_error: str | None = None
         self.notes: list[str] = []
         self.started = time.time()
         self.run_name = time.strftime("eval-%Y%m%d-%H%M%S")
@@ -310,8 +311,8 @@ class EvalSession:
         from aliasgate.candidates import CandidateError, load_candidate
 
         spec = self.baseline_spec()
-        if self.gate is None or not spec:
-            return None
+        if self.gate is None or not spec or not any(r.comparison for r in self.gate.rules):
+            return None  # no rule compares: nothing to evaluate the baseline for
         if ":" in spec:  # a full URI
             info: dict[str, Any] = {"uri": spec, "label": spec, "alias": None}
             cand = load_candidate(spec)
@@ -409,10 +410,11 @@ class EvalSession:
                 self._baseline not in (None, False)
             )
             baseline_results = self.baseline_results if has_baseline else None
-            if baseline_results is None and self._baseline is None and self.errors and \
+            if baseline_results is None and self._baseline is None and \
                     self._baseline_alias_set():
-                # every suite failed before the baseline was reached: the alias *is* set, so
-                # comparison rules must report the suite errors, not "not set — first promotion"
+                # the baseline was never evaluated (every suite failed before it was reached, or
+                # the rule's suite was not selected), but the alias *is* set: comparison rules
+                # must report what is missing, never "not set — first promotion"
                 baseline_results = {}
             self._verdict = evaluate_gate(
                 self.gate,
@@ -509,7 +511,10 @@ class EvalSession:
 
         parent = None
         if self.options.log_to_mlflow and (self.results or self.gate is not None):
-            parent = self.tracking.parent()
+            try:
+                parent = self.tracking.parent()
+            except Exception as exc:  # noqa: BLE001 - the local reports are written regardless
+                self._mlflow_failed("the parent run could not be opened", exc)
         out = self.options.reports_dir
         if not out.is_absolute():
             out = self.options.root / out
@@ -538,16 +543,23 @@ class EvalSession:
             if step_summary:
                 with open(step_summary, "a", encoding="utf-8") as fh:
                     fh.write(md + "\n")
-            if parent is not None:
-                self.tracking.log(parent, tags={"aliasgate.verdict": verdict["verdict"]})
         if parent is not None:
-            for name in names:
-                self.tracking.log_artifact(parent, out / name, "report")
-            self.tracking.finish("FAILED" if self.errors else "FINISHED")
+            try:
+                if verdict is not None:
+                    self.tracking.log(parent, tags={"aliasgate.verdict": verdict["verdict"]})
+                for name in names:
+                    self.tracking.log_artifact(parent, out / name, "report")
+                self.tracking.finish("FAILED" if self.errors else "FINISHED")
+            except Exception as exc:  # noqa: BLE001 - reports are on disk already
+                self._mlflow_failed("the reports were not logged to MLflow", exc)
         if self._cache is not None:
             self._cache.close()
         self.report_dir = out
         return out
+
+    def _mlflow_failed(self, what: str, exc: Exception) -> None:
+        self.mlflow_error = redact(f"{what}: {type(exc).__name__}: {exc}")
+        self.note(f"MLflow: {self.mlflow_error} (local reports are complete)")
 
     def summary_dict(self) -> dict[str, Any]:
         """Machine-readable summary of the session (written as ``results.json``)."""
@@ -559,6 +571,7 @@ class EvalSession:
             "model_calls": self.model_calls,
             "cache_hits": self.cache_hits,
             "errors": self.errors,
+            "mlflow_error": self.mlflow_error,
             "notes": self.notes,
             "suites": [
                 {

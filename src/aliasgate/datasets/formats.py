@@ -61,7 +61,11 @@ def read_jsonl(path: str | Path) -> Rows:
                     f"{where}:{number}: invalid JSON: {e.msg} (column {e.colno})"
                 ) from None
             except ValueError as e:
-                raise DatasetError(f"{where}:{number}: invalid JSON: {e}") from None
+                raise DatasetError(f"{where}:{number}: invalid JSON: {_clip(str(e))}") from None
+            except RecursionError:
+                raise DatasetError(
+                    f"{where}:{number}: invalid JSON: nested too deeply for a dataset row"
+                ) from None
             if not isinstance(obj, dict):
                 raise DatasetError(
                     f"{where}:{number}: invalid JSON: expected an object, got {_json_type(obj)}"
@@ -179,6 +183,11 @@ def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
+
+
+def _clip(text: str, limit: int = 200) -> str:
+    """``text`` cut to ``limit`` characters (an error message never echoes a huge value)."""
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text)} characters)"
 
 
 def _json_type(obj: Any) -> str:

@@ -36,9 +36,11 @@ Example::
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import json
+import unicodedata
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Protocol, runtime_checkable
@@ -188,12 +190,21 @@ def load_dataset(path: str | Path, kind: str = "golden_qa", name: str | None = N
         for source, raw in source_rows:
             try:
                 row = validate(raw)
+            except RecursionError:
+                errors.append(f"{source}: the row nests too deeply")
+                continue
             except ValidationError as e:
                 errors.extend(f"{source}: {msg}" for msg in _describe(e, schema))
                 continue
             row_cases = list(expand(row, source)) if callable(expand) else [row.to_case(source)]
             fresh = []
             for case in row_cases:
+                cid, problem = normalize_id(case.id)
+                if problem:
+                    errors.append(f"{source}: field 'id': {problem}")
+                    continue
+                if cid != case.id:
+                    case = dataclasses.replace(case, id=cid)
                 if case.id in first_seen:
                     errors.append(
                         f"{source}: duplicate id {case.id!r} (first at {first_seen[case.id]})"
@@ -270,12 +281,36 @@ def raise_errors(errors: list[str], fatal: str | None = None) -> None:
         errors: ``path:LINE: ...`` messages, in file order.
         fatal: Why reading stopped early, if it did (listed last).
     """
-    shown = errors[:MAX_REPORTED_ERRORS]
+    shown = [_clip(e) for e in errors[:MAX_REPORTED_ERRORS]]
     if len(errors) > MAX_REPORTED_ERRORS:
         shown.append(f"... and {len(errors) - MAX_REPORTED_ERRORS} more")
     if fatal:
-        shown.append(fatal)
+        shown.append(_clip(fatal))
     raise DatasetError("\n".join(shown))
+
+
+#: Longest error line a message keeps (a bad value is never echoed in full).
+MAX_ERROR_CHARS = 300
+
+
+def _clip(text: str) -> str:
+    if len(text) <= MAX_ERROR_CHARS:
+        return text
+    return f"{text[:MAX_ERROR_CHARS]}… ({len(text)} characters)"
+
+
+def normalize_id(case_id: str) -> tuple[str, str | None]:
+    """A case id in Unicode NFC (``é`` and ``e`` + U+0301 are one id), or why it is refused.
+
+    Control, format (zero-width, bidi) and unassigned characters are refused: two ids that look
+    the same must be the same id.
+    """
+    cid = unicodedata.normalize("NFC", case_id)
+    for ch in cid:
+        if unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co", "Cn"):
+            return cid, (f"id {_clip(repr(cid))} contains the control or invisible character "
+                         f"U+{ord(ch):04X}")
+    return cid, None
 
 
 def _describe(error: ValidationError, schema: Any) -> list[str]:

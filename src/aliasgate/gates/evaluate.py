@@ -489,6 +489,16 @@ class RuleContext:
             alpha=self.alpha,
         )
 
+    def vacuous(self, rule: RuleBase) -> str | None:
+        """Why ``rule`` cannot fail on its metric's declared value range (None: it can, or the
+        range is unknown — aggregates, scorers that declare none)."""
+        sr = self.candidate.get(rule.suite)
+        name = rule.metric_name
+        rng = sr.value_ranges.get(name) if sr is not None and name else None
+        if rng is None:
+            return None
+        return rule.vacuous(float(rng[0]), float(rng[1]))
+
     def same_model(self, rule: RuleBase) -> str | None:
         """``NAME vVERSION`` when the rule's suite was run on the same registered model version
         as candidate and as baseline (a comparison with itself); None otherwise or when unknown.
@@ -674,6 +684,15 @@ def evaluate_gate(
                 f"no baseline: @{gate.vs_of(rule)} is not set — first promotion, absolute rules only",
                 {"suite": rule.suite, "metric": rule.metric_name, "vs": gate.vs_of(rule)},
                 "no baseline",
+            )
+            continue
+        why = ctx.vacuous(rule)
+        if why is not None:
+            outcomes[i] = ctx.outcome(
+                rule, "error",
+                f"vacuous rule: {why} {rule.metric} can take, so it would pass on any result; "
+                "bound it to the metric's range",
+                {"suite": rule.suite, "metric": rule.metric_name, "vacuous": why}, "vacuous",
             )
             continue
         same = ctx.same_model(rule) if rule.comparison else None

@@ -110,6 +110,12 @@ class GapNotWorseRule(ComparisonRule):
     strata: str | None = None
     min_group_n: int = Field(10, ge=1)
 
+    def vacuous(self, low: float, high: float) -> str | None:
+        if self.margin >= high - low:
+            return (f"margin {fmt_num(self.margin)} is at least the whole range "
+                    f"{fmt_num(high - low)} of the metric")
+        return None
+
     def compare(self, ctx: RuleContext) -> Comparison:
         """Pair the values, keep groups large enough, compare the gaps (raw p-value).
 

@@ -114,6 +114,9 @@ __all__ = [
     "parse_gate",
 ]
 
+#: A gate file larger than this is refused unread (bytes).
+MAX_GATE_BYTES = 1 << 20
+
 MAX_REPORTED_ERRORS = 30
 """At most this many error lines are listed; the rest are summarised as ``... and N more``."""
 
@@ -231,12 +234,24 @@ class RuleBase(BaseModel):
     metric_required: ClassVar[bool] = True
     """False when ``metric`` may name just a suite."""
 
+    @model_validator(mode="after")
+    def _finite(self) -> RuleBase:
+        for name, value in self:
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"{name} must be a finite number, got {value}")
+        return self
+
     @field_validator("metric")
     @classmethod
     def _metric_shape(cls, v: str) -> str:
         if cls.metric_required and "." not in v:
             raise ValueError(f"this rule type needs '<suite>.<metric>', got {v!r}")
         return v
+
+    def vacuous(self, low: float, high: float) -> str | None:
+        """Why this rule would pass whatever the metric's values in ``[low, high]`` (None: it
+        can fail). A rule that cannot fail is not a rule: the gate refuses it."""
+        return None
 
     @property
     def suite(self) -> str:
@@ -299,6 +314,11 @@ class FloorRule(_BoundRule):
     type: Literal["floor"]
     bound: Literal["ci_low", "value", "ci_high"] = "ci_low"
 
+    def vacuous(self, low: float, high: float) -> str | None:
+        if self.threshold <= low:
+            return f"threshold {fmt_num(self.threshold)} is at or below {fmt_num(low)}, the lowest value"
+        return None
+
     def evaluate(self, ctx: RuleContext) -> RuleOutcome:
         stats, picked, head = self._measure(ctx)
         ok = picked >= self.threshold  # NaN (undefined CI) compares False: fails closed
@@ -319,6 +339,11 @@ class CeilingRule(_BoundRule):
 
     type: Literal["ceiling"]
     bound: Literal["ci_low", "value", "ci_high"] = "ci_high"
+
+    def vacuous(self, low: float, high: float) -> str | None:
+        if self.threshold >= high:
+            return f"threshold {fmt_num(self.threshold)} is at or above {fmt_num(high)}, the highest value"
+        return None
 
     def evaluate(self, ctx: RuleContext) -> RuleOutcome:
         stats, picked, head = self._measure(ctx)
@@ -369,6 +394,9 @@ class RateRule(RuleBase):
             raise ValueError("a rate rule needs min and/or max")
         if self.min is not None and self.max is not None and self.min > self.max:
             raise ValueError(f"min ({self.min}) is above max ({self.max})")
+        if (self.min is None or self.min <= 0) and (self.max is None or self.max >= 1):
+            raise ValueError("vacuous: a rate is always >= 0 and <= 1, so this rule passes on "
+                             "any result (give a min above 0 or a max below 1)")
         return self
 
     def evaluate(self, ctx: RuleContext) -> RuleOutcome:
@@ -514,6 +542,12 @@ class GroupGapRule(RuleBase):
 
     type: Literal["group_gap"]
     max_gap: float = Field(ge=0.0)
+
+    def vacuous(self, low: float, high: float) -> str | None:
+        if self.max_gap >= high - low:
+            return (f"max_gap {fmt_num(self.max_gap)} is at least the whole range "
+                    f"{fmt_num(high - low)} of the metric")
+        return None
     min_group_n: int = Field(10, ge=1)
 
     def evaluate(self, ctx: RuleContext) -> RuleOutcome:
@@ -702,6 +736,12 @@ class NonInferiorityRule(ComparisonRule):
     test: ClassVar[Literal["non_inferiority"]] = "non_inferiority"
     margin: float = Field(ge=0.0)
 
+    def vacuous(self, low: float, high: float) -> str | None:
+        if self.margin >= high - low:
+            return (f"margin {fmt_num(self.margin)} is at least the whole range "
+                    f"{fmt_num(high - low)} of the metric")
+        return None
+
 
 class SuperiorityRule(ComparisonRule):
     """The candidate must be shown better than the baseline by more than ``margin``.
@@ -846,9 +886,12 @@ def load_gate(path: str | Path) -> GateFile:
     """
     p = Path(path)
     try:
-        data = p.read_bytes()
+        with p.open("rb") as fh:  # bounded: /dev/zero or a huge file is refused, not read whole
+            data = fh.read(MAX_GATE_BYTES + 1)
     except OSError as exc:
         raise GateFileError([f"{p}:1: cannot read gate file: {exc.strerror or exc}"]) from None
+    if len(data) > MAX_GATE_BYTES:
+        raise GateFileError([f"{p}:1: not a gate file: larger than {MAX_GATE_BYTES // 1024} KiB"])
     return parse_gate(data, path=str(p))
 
 
@@ -868,17 +911,20 @@ def parse_gate(text: str | bytes, *, path: str = "<gate>") -> GateFile:
         content = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise GateFileError([f"{path}:1: not UTF-8 text ({exc.reason} at byte {exc.start})"]) from None
-    root, data = _read_yaml(content, path)
-    located = [(line, loc, msg) for loc, line, msg in _duplicate_keys(root)]
-    gate = None
-    if not isinstance(data, dict):
-        got = "an empty file" if data is None else type(data).__name__
-        located.append((_line_of(root, ()), (), f"expected a mapping, got {got}"))
-    else:
-        gate, problems = _validate(data)
-        located += [(_line_of(root, loc), loc, msg) for loc, msg in problems]
+    try:
+        root, data = _read_yaml(content, path)
+        located = [(line, loc, msg) for loc, line, msg in _duplicate_keys(root)]
+        gate = None
+        if not isinstance(data, dict):
+            got = "an empty file" if data is None else type(data).__name__
+            located.append((_line_of(root, ()), (), f"expected a mapping, got {got}"))
+        else:
+            gate, problems = _validate(data)
+            located += [(_line_of(root, loc), loc, msg) for loc, msg in problems]
+    except RecursionError:
+        raise GateFileError([f"{path}:1: not a gate file: nested too deeply"]) from None
     located.sort(key=lambda item: item[0])  # stable: same-line problems keep their order
-    errors = [f"{path}:{line}: {_loc_text(loc)}: {msg}" for line, loc, msg in located]
+    errors = [f"{path}:{line}: {_loc_text(loc)}: {_clip(msg)}" for line, loc, msg in located]
     if errors or gate is None:
         raise GateFileError(errors)
     gate._path, gate._digest, gate._root = path, digest, root
@@ -890,7 +936,11 @@ def parse_gate(text: str | bytes, *, path: str = "<gate>") -> GateFile:
 
 def _read_yaml(content: str, path: str) -> tuple[yaml.Node | None, Any]:
     """Compose and construct with the safe loader; errors name their line."""
-    loader = yaml.SafeLoader(content)
+    try:
+        loader = yaml.SafeLoader(content)  # control characters are refused here already
+    except yaml.YAMLError as exc:
+        raise GateFileError([f"{path}:{_mark_line(exc, content)}: invalid YAML: "
+                             f"{_clip(str(exc))}"]) from None
     try:
         root = loader.get_single_node()
         data = loader.construct_document(root) if root is not None else None
@@ -905,10 +955,27 @@ def _read_yaml(content: str, path: str) -> tuple[yaml.Node | None, Any]:
             problem += f" ({exc.context}{start})"
         raise GateFileError([f"{path}:{line}: {what}: {problem}"]) from None
     except yaml.YAMLError as exc:
-        raise GateFileError([f"{path}:1: invalid YAML: {exc}"]) from None
+        raise GateFileError([f"{path}:{_mark_line(exc, content)}: invalid YAML: "
+                             f"{_clip(str(exc))}"]) from None
+    except ValueError as exc:  # e.g. an integer of more than 4,300 digits
+        raise GateFileError([f"{path}:1: invalid YAML value: {_clip(str(exc))}"]) from None
     finally:
         loader.dispose()
     return root, data
+
+
+def _mark_line(exc: BaseException, content: str = "") -> int:
+    """The 1-based line a YAML error points at (a reader error: from its character position)."""
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    if mark is not None:
+        return int(mark.line) + 1
+    position = getattr(exc, "position", None)
+    return content.count("\n", 0, position) + 1 if isinstance(position, int) else 1
+
+
+def _clip(text: str, limit: int = 300) -> str:
+    """``text`` cut to ``limit`` characters: an error never echoes a huge bad value."""
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text)} characters)"
 
 
 def _line_of(root: yaml.Node | None, loc: Sequence[str | int]) -> int:

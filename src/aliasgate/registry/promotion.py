@@ -8,24 +8,24 @@ is one run in the ``aliasgate-audit`` experiment (:func:`audit_log`).
 
 The mutex
 ---------
-It must hold across processes and across machines that share one tracking server, so it
-cannot be a file lock. It is the uniqueness of registered-model names, enforced by the
-tracking store itself: the lock is a registered model ``<model>.aliasgate-lock`` and
-``create_registered_model`` of an existing name fails with ``RESOURCE_ALREADY_EXISTS``. In the
-SQL store that name is the table's primary key (``registered_models(workspace, name)``), so
-the database lets exactly one concurrent INSERT commit; the HTTP server runs the same store.
-Measured on MLflow 3.17: 4 processes racing ``create_registered_model`` on one name, 3 rounds,
-against a sqlite store and against ``mlflow server`` (sqlite backend) -- exactly one winner per
-round, every loser ``RESOURCE_ALREADY_EXISTS`` (``tests/test_promotion.py`` re-checks it with
-concurrent promotions). Releasing deletes the lock model.
+:mod:`aliasgate.registry.lock`: a registered model ``<model>.aliasgate-lock`` whose name the
+tracking store keeps unique. Measured on MLflow 3.17: 4 processes racing
+``create_registered_model`` on one name, 3 rounds, against a sqlite store and against ``mlflow
+server`` (sqlite backend) -- exactly one winner per round, every loser
+``RESOURCE_ALREADY_EXISTS`` (``tests/test_promotion.py`` re-checks it with concurrent
+promotions). A lock whose holder process is gone is broken at once; one from another host once
+stale. Before moving anything the holder re-checks that the lock still carries its token.
 
-The lock model carries its holder (``aliasgate.lock.owner``), a random token and the time it
-was taken. A lock older than ``lock_stale_s`` (10 minutes by default; confirmed on the store's
-own creation timestamps, so client clocks hardly matter) is stale: a crashed promoter. Breaking
-it is serialised by a second unique name, ``<model>.aliasgate-lock-break``, whose holder
-re-checks the stale lock's token before deleting it, so two waiters cannot both break and then delete each other's fresh lock. The
-break is recorded on the audit run (``aliasgate.audit.lock_broken``). Before moving anything the
-holder re-checks that the lock still carries its token.
+Crash recovery
+--------------
+Every move is written down before it happens and completed after: the audit run is created
+with ``aliasgate.audit.state = moving`` (and what each alias pointed at), the gated alias moves
+first, then ``@previous``, then the version's provenance tags, and only then is the run closed
+(``state = done``). A process killed anywhere in between leaves a ``moving`` record, and the
+next promote/rollback/assign of that alias — under the lock, before anything else — finishes
+it (the alias had moved: ``@previous`` and the tags are written, ``state = completed``) or
+closes it as ``aborted`` (the alias had not moved: nothing to undo). A rerun of an interrupted
+promotion therefore completes it instead of answering "already is @champion".
 
 Limits: only callers that go through this module are serialised -- a direct
 ``set_registered_model_alias`` (UI, another tool) bypasses the mutex, though the re-read still
@@ -40,40 +40,32 @@ import getpass
 import json
 import logging
 import os
-import random
 import re
 import socket
-import time
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from aliasgate.defaults import quiet_environment
+from aliasgate.registry.lock import (
+    MISSING_CODES,
+    STALE_LOCK_S,
+    LockTimeout,
+    StoreLock,
+    acquire_lock,
+    error_code,
+    lock_info,
+    now_iso,
+    release_lock,
+)
 
 AUDIT_EXPERIMENT = "aliasgate-audit"
 DEFAULT_ALIAS = "champion"
 PREVIOUS_ALIAS = "previous"
-LOCK_SUFFIX = ".aliasgate-lock"
-BREAK_SUFFIX = ".aliasgate-lock-break"
-#: A lock older than this (seconds) was left by a crashed promoter and may be broken.
-STALE_LOCK_S = 600.0
 
 _log = logging.getLogger(__name__)
 _AUDIT = "aliasgate.audit."
-_LOCK = "aliasgate.lock."
-_POLL_S = (0.05, 0.2)
-#: Error codes that mean "contended or momentarily unavailable": wait and retry.
-_RETRY_CODES = {
-    "RESOURCE_ALREADY_EXISTS",
-    "RESOURCE_DOES_NOT_EXIST",  # the holder released between our INSERT and the store's re-read
-    "TEMPORARILY_UNAVAILABLE",  # sqlite "database is locked"
-    "INTERNAL_ERROR",
-    "REQUEST_LIMIT_EXCEEDED",
-}
-_MISSING_CODES = {"RESOURCE_DOES_NOT_EXIST", "NOT_FOUND"}
 
 
 class PromotionRefused(RuntimeError):
@@ -109,6 +101,8 @@ class PromotionRecord:
     actor: str
     gate_run_id: str | None
     audit_run_id: str
+    #: True when this call completed an earlier, interrupted move (crash recovery).
+    recovered: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -133,7 +127,7 @@ def read_alias(model_name: str, alias: str, *, client: Any = None) -> str | None
     try:
         model = c.get_registered_model(model_name)
     except Exception as exc:
-        if _code(exc) in _MISSING_CODES:
+        if error_code(exc) in MISSING_CODES:
             raise ModelNotFound(
                 f"registered model {model_name!r} does not exist in {_uri(c)}"
             ) from exc
@@ -207,8 +201,14 @@ def promote(
     if refusal:
         attempt.refuse(f"refusing to promote {model_name} v{to_version} to @{alias}: {refusal}")
     with attempt.locked(lock_timeout_s, lock_stale_s):
+        _failpoint("promote.locked")
+        completed = recover(c, model_name, alias, attempt.actor)
         current = attempt.read(alias)
         attempt.from_version = current
+        if current == to_version:
+            done = next((r for r in completed if r.to_version == to_version), None)
+            if done is not None:  # this promotion was interrupted after its move: now complete
+                return done
         if current != expected:
             attempt.refuse(
                 f"@{alias} of {model_name} moved from {_v(expected)} to {_v(current)} since the "
@@ -219,21 +219,15 @@ def promote(
         attempt.require_version(to_version)
         attempt.check_lock()
         prev = previous_alias(alias)
-        with attempt.moving() as move:
+        with attempt.moving(previous_before=attempt.read(prev)) as move:
+            _failpoint("promote.audit-started")
+            move(alias, to_version)  # the gated alias first: recovery completes from there
+            _failpoint("promote.alias-moved")
             if current is not None:
                 move(prev, current)
-            move(alias, to_version)
-            rules = rules_summary(verdict)
-            for key, value in {
-                "aliasgate.verdict": str(verdict.get("verdict")),
-                "aliasgate.gate_run_id": gate_run_id or "",
-                "aliasgate.rules": rules,
-                "aliasgate.git_sha": git_sha or "",
-                "aliasgate.promoted_at": attempt.timestamp,
-                "aliasgate.promoted_from": current or "",
-                "aliasgate.promoted_by": attempt.actor,
-            }.items():
-                c.set_model_version_tag(model_name, to_version, key, value)
+            _failpoint("promote.previous-moved")
+            _tag_promoted(c, model_name, to_version, attempt._tags("promote"))
+            _failpoint("promote.tagged")
     return attempt.record()
 
 
@@ -269,6 +263,7 @@ def rollback(
     _check_alias(alias)
     prev = previous_alias(alias)
     with attempt.locked(lock_timeout_s, lock_stale_s):
+        recover(c, model_name, alias, attempt.actor)
         current = attempt.read(alias)
         target = attempt.read(prev)
         attempt.from_version, attempt.to_version = current, target
@@ -278,7 +273,7 @@ def rollback(
             attempt.refuse(f"@{prev} and @{alias} both point at v{target}: nothing to roll back")
         attempt.require_version(target)
         attempt.check_lock()
-        with attempt.moving() as move:
+        with attempt.moving(previous_before=target) as move:
             move(alias, target)
             if current is None:
                 move(prev, None)
@@ -330,6 +325,7 @@ def assign_alias(
     attempt = _Attempt(c, "assign", model_name, alias, resolve_actor(actor), to_version=to_version,
                        reason=reason)
     with attempt.locked(lock_timeout_s, lock_stale_s):
+        recover(c, model_name, alias, attempt.actor)
         current = attempt.read(alias)
         attempt.from_version = current
         if current == to_version:
@@ -349,7 +345,9 @@ def audit_log(model_name: str, *, client: Any = None) -> list[dict[str, Any]]:
     """Every audited alias move (and refused attempt) of ``model_name``, newest first.
 
     Each entry has ``run_id``, ``status`` (FINISHED, or FAILED when a move raised and was
-    undone, RUNNING while in progress), ``action`` (promote/rollback/refused), ``attempted``,
+    undone or was interrupted before it happened, RUNNING while in progress), ``state``
+    (``moving`` until the move is complete, then ``done``; ``completed`` or ``aborted`` when a
+    later call recovered an interrupted one; ``undone``), ``action`` (promote/rollback/refused), ``attempted``,
     ``model``, ``alias``, ``from_version``, ``to_version``, ``actor``, ``gate_run_id``,
     ``reason``, ``timestamp``, ``verdict``, ``rules``, ``git_sha``, ``lock_broken`` and
     ``error`` (None where not applicable).
@@ -376,7 +374,7 @@ def audit_log(model_name: str, *, client: Any = None) -> list[dict[str, Any]]:
     fields = (
         "action", "attempted", "model", "alias", "from_version", "to_version", "actor",
         "gate_run_id", "reason", "timestamp", "verdict", "rules", "git_sha", "lock_broken",
-        "error",
+        "error", "state", "previous_before", "completed_by",
     )
     out = []
     for run in runs:
@@ -391,6 +389,97 @@ def audit_log(model_name: str, *, client: Any = None) -> list[dict[str, Any]]:
     for entry in out:
         del entry["_start"]
     return out
+
+
+# --------------------------------------------------------------------------------------------
+# crash recovery
+
+
+#: Environment variable naming a point where the process kills itself (``kill -9``): the
+#: reliability suite's way to crash a promotion exactly there (``promote.locked``,
+#: ``promote.audit-started``, ``promote.alias-moved``, ``promote.previous-moved``,
+#: ``promote.tagged``). Unset in normal use.
+FAILPOINT_ENV = "ALIASGATE_FAILPOINT"
+
+
+def _failpoint(name: str) -> None:
+    if os.environ.get(FAILPOINT_ENV) == name:
+        import signal
+
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _tag_promoted(c: Any, model: str, version: str, audit: Mapping[str, str]) -> None:
+    """The provenance tags of a promoted version, from its audit record's tags."""
+    def get(key: str) -> str:
+        return audit.get(_AUDIT + key) or ""
+
+    for key, value in {
+        "aliasgate.verdict": get("verdict"),
+        "aliasgate.gate_run_id": get("gate_run_id"),
+        "aliasgate.rules": get("rules"),
+        "aliasgate.git_sha": get("git_sha"),
+        "aliasgate.promoted_at": get("timestamp"),
+        "aliasgate.promoted_from": get("from_version"),
+        "aliasgate.promoted_by": get("actor"),
+    }.items():
+        c.set_model_version_tag(model, version, key, value)
+
+
+def recover(c: Any, model: str, alias: str, actor: str) -> list[PromotionRecord]:
+    """Finish or close every interrupted move of ``@alias`` (audit state ``moving``).
+
+    Call with the model's lock held. A move whose alias had already moved is completed
+    (``@previous``, the version's tags), one whose alias had not is closed as aborted: moves
+    go alias first, so nothing else can have happened.
+
+    Returns:
+        The completed moves, as records (``recovered=True``).
+    """
+    exp = c.get_experiment_by_name(AUDIT_EXPERIMENT)
+    if exp is None:
+        return []
+    runs = c.search_runs(
+        [exp.experiment_id],
+        filter_string=f"tags.\"{_AUDIT}state\" = 'moving' and attributes.status = 'RUNNING'",
+        max_results=100,
+    )
+    completed = []
+    for run in sorted(runs, key=lambda r: r.info.start_time or 0):
+        tags = run.data.tags
+        if tags.get(_AUDIT + "model") != model or tags.get(_AUDIT + "alias") != alias:
+            continue
+        kind = tags.get(_AUDIT + "attempted")
+        to_version = tags.get(_AUDIT + "to_version")
+        from_version = tags.get(_AUDIT + "from_version")
+        run_id = run.info.run_id
+        c.set_tag(run_id, _AUDIT + "completed_by", actor)
+        if read_alias(model, alias, client=c) != to_version:
+            c.set_tag(run_id, _AUDIT + "state", "aborted")
+            c.set_tag(run_id, _AUDIT + "error", "interrupted before the alias moved; nothing moved")
+            c.set_terminated(run_id, "FAILED")
+            continue
+        prev = previous_alias(alias)
+        if kind == "promote":
+            if from_version:
+                c.set_registered_model_alias(model, prev, from_version)
+            _tag_promoted(c, model, str(to_version), tags)
+        elif kind == "rollback":
+            if from_version:
+                c.set_registered_model_alias(model, prev, from_version)
+                c.set_model_version_tag(model, from_version, "aliasgate.rolled_back_at",
+                                        tags.get(_AUDIT + "timestamp") or "")
+            elif read_alias(model, prev, client=c) is not None:
+                c.delete_registered_model_alias(model, prev)
+        c.set_tag(run_id, _AUDIT + "state", "completed")
+        c.set_terminated(run_id, "FINISHED")
+        completed.append(PromotionRecord(
+            action=str(kind), model=model, alias=alias, from_version=from_version,
+            to_version=str(to_version), timestamp=tags.get(_AUDIT + "timestamp") or "",
+            actor=tags.get(_AUDIT + "actor") or "", gate_run_id=tags.get(_AUDIT + "gate_run_id"),
+            audit_run_id=run_id, recovered=True,
+        ))
+    return completed
 
 
 # --------------------------------------------------------------------------------------------
@@ -508,9 +597,10 @@ class _Attempt:
         self.verdict = verdict
         self.git_sha = git_sha
         self.reason = reason
-        self.timestamp = _now()
-        self.lock: _Lock | None = None
+        self.timestamp = now_iso()
+        self.lock: StoreLock | None = None
         self.audit_run_id: str | None = None
+        self.previous_before: str | None = None
 
     # -- reading ------------------------------------------------------------------------------
     def read(self, alias: str) -> str | None:
@@ -524,7 +614,7 @@ class _Attempt:
         try:
             mv = self.c.get_model_version(self.model, version)
         except Exception as exc:
-            if _code(exc) in _MISSING_CODES | {"INVALID_PARAMETER_VALUE"}:
+            if error_code(exc) in MISSING_CODES | {"INVALID_PARAMETER_VALUE"}:
                 self.refuse(f"{self.model} v{version} does not exist")
             raise
         status = str(getattr(mv, "status", "READY") or "READY")
@@ -537,7 +627,7 @@ class _Attempt:
 
     def check_lock(self) -> None:
         assert self.lock is not None
-        holder = _lock_info(self.c, self.lock.name)
+        holder = lock_info(self.c, self.lock.name)
         if holder is None or holder.token != self.lock.token:
             who = "nobody" if holder is None else f"{holder.owner} since {holder.acquired_at}"
             self.refuse(
@@ -560,6 +650,8 @@ class _Attempt:
             "timestamp": self.timestamp,
             "git_sha": self.git_sha,
             "lock_broken": self.lock.broken if self.lock else None,
+            "state": "moving" if action not in ("refused",) else None,
+            "previous_before": self.previous_before if action != "refused" else None,
         }
         if self.verdict is not None and isinstance(self.verdict, Mapping):
             values["verdict"] = str(self.verdict.get("verdict"))
@@ -577,7 +669,7 @@ class _Attempt:
         return name if action != "refused" else f"refused {name}"
 
     def _start_audit(self, action: str) -> str:
-        self.timestamp = _now()  # the moment of the move (or refusal), not of the call
+        self.timestamp = now_iso()  # the moment of the move (or refusal), not of the call
         run = self.c.create_run(
             _audit_experiment(self.c), run_name=self._run_name(action), tags=self._tags(action)
         )
@@ -605,7 +697,8 @@ class _Attempt:
         raise PromotionRefused(reason)
 
     # -- moving -------------------------------------------------------------------------------
-    def moving(self) -> _Moving:
+    def moving(self, *, previous_before: str | None = None) -> _Moving:
+        self.previous_before = previous_before
         return _Moving(self)
 
     def record(self) -> PromotionRecord:
@@ -624,7 +717,7 @@ class _Locked:
     def __init__(self, attempt: _Attempt, timeout_s: float, stale_s: float) -> None:
         self.attempt, self.timeout_s, self.stale_s = attempt, timeout_s, stale_s
 
-    def __enter__(self) -> _Lock:
+    def __enter__(self) -> StoreLock:
         a = self.attempt
         try:
             a.lock = acquire_lock(a.c, a.model, a.actor, self.timeout_s, self.stale_s)
@@ -667,6 +760,7 @@ class _Moving:
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
         c, run_id = self.a.c, self.a.audit_run_id
         if exc is None:
+            c.set_tag(run_id, _AUDIT + "state", "done")
             c.set_terminated(run_id, "FINISHED")
             return
         undo_errors = []
@@ -683,149 +777,10 @@ class _Moving:
             error += f" except {'; '.join(undo_errors)}"
         try:
             c.set_tag(run_id, _AUDIT + "error", error[:5000])
+            c.set_tag(run_id, _AUDIT + "state", "undone")
             c.set_terminated(run_id, "FAILED")
         except Exception:  # noqa: S110 - the original exception is what the caller must see
             pass
-
-
-# --------------------------------------------------------------------------------------------
-# the store-level mutex
-
-
-@dataclass(frozen=True)
-class _Lock:
-    name: str
-    token: str
-    broken: str | None = None  # description of a stale lock broken to take this one
-
-
-@dataclass(frozen=True)
-class _LockInfo:
-    token: str | None
-    owner: str
-    acquired_at: str
-    created_ms: int
-
-
-class LockTimeout(Exception):
-    """The store-level lock was not acquired within the timeout."""
-
-
-def _lock_info(c: Any, name: str) -> _LockInfo | None:
-    try:
-        rm = c.get_registered_model(name)
-    except Exception as exc:
-        if _code(exc) in _MISSING_CODES:
-            return None
-        raise
-    tags = rm.tags or {}
-    created = int(rm.creation_timestamp or 0)
-    return _LockInfo(
-        token=tags.get(_LOCK + "token"),
-        owner=tags.get(_LOCK + "owner", "an unknown holder"),
-        acquired_at=tags.get(_LOCK + "acquired_at")
-        or datetime.fromtimestamp(created / 1000, UTC).isoformat(timespec="seconds"),
-        created_ms=created,
-    )
-
-
-def _create_unique(
-    c: Any, name: str, owner: str, token: str, purpose: str
-) -> tuple[bool, _LockInfo | None, str]:
-    """Create the registered model ``name``.
-
-    Returns (whether this call created it, the current holder otherwise, the error seen).
-    """
-    tags = {
-        _LOCK + "owner": owner,
-        _LOCK + "token": token,
-        _LOCK + "acquired_at": _now(),
-        _LOCK + "pid": str(os.getpid()),
-    }
-    try:
-        c.create_registered_model(name, tags=tags, description=purpose)
-        return True, None, ""
-    except Exception as exc:
-        holder = _lock_info(c, name)
-        if holder is not None and holder.token == token:
-            return True, None, ""  # created, but the answer was lost (e.g. a retried request)
-        if _code(exc) in _RETRY_CODES or holder is not None:
-            return False, holder, f"{type(exc).__name__}: {exc}"
-        raise
-
-
-def acquire_lock(
-    c: Any, model: str, owner: str, timeout_s: float, stale_s: float
-) -> _Lock:
-    name = model + LOCK_SUFFIX
-    token = uuid.uuid4().hex
-    deadline = time.monotonic() + timeout_s
-    broken: str | None = None
-    purpose = f"aliasgate promotion lock of {model!r}; held while its aliases move"
-    while True:
-        created, holder, error = _create_unique(c, name, owner, token, purpose)
-        if created:
-            return _Lock(name, token, broken)
-        # suspected on the local clock, confirmed on the store's clock by _break_stale
-        if holder is not None and time.time() * 1000 - holder.created_ms > stale_s * 1000:
-            note = _break_stale(c, model, name, holder, owner, stale_s)
-            if note:
-                broken = note
-                continue
-        if time.monotonic() >= deadline:
-            if holder is None:  # released meanwhile, but the store keeps failing
-                raise LockTimeout(
-                    f"could not take the promotion lock of {model} within {timeout_s:g} s "
-                    f"(last error: {error})"
-                )
-            raise LockTimeout(
-                f"another promotion of {model} is in progress (lock held by {holder.owner} "
-                f"since {holder.acquired_at}); gave up after {timeout_s:g} s"
-            )
-        time.sleep(random.uniform(*_POLL_S))
-
-
-def _break_stale(
-    c: Any, model: str, name: str, seen: _LockInfo, owner: str, stale_s: float
-) -> str | None:
-    """Delete the stale lock ``seen`` under the break guard; a description if we broke it."""
-    guard = model + BREAK_SUFFIX
-    token = uuid.uuid4().hex
-    created, g, _ = _create_unique(c, guard, owner, token, f"breaking a stale lock of {model!r}")
-    if not created:
-        if g is not None and time.time() * 1000 - g.created_ms > 2 * stale_s * 1000:
-            _delete_if(c, guard, g.token)  # a breaker crashed mid-break (twice unlucky)
-        return None
-    try:
-        now_ms = int(c.get_registered_model(guard).creation_timestamp or 0)  # server clock
-        current = _lock_info(c, name)
-        if (
-            current is None
-            or current.token != seen.token
-            or current.created_ms != seen.created_ms
-            or now_ms - current.created_ms <= stale_s * 1000
-        ):
-            return None
-        c.delete_registered_model(name)
-        age = (now_ms - current.created_ms) / 1000
-        return f"broke stale lock held by {current.owner} since {current.acquired_at} ({age:.0f} s old)"
-    finally:
-        _delete_if(c, guard, token)
-
-
-def _delete_if(c: Any, name: str, token: str | None) -> None:
-    """Delete the lock model ``name`` if it still carries ``token``."""
-    try:
-        info = _lock_info(c, name)
-        if info is not None and info.token == token:
-            c.delete_registered_model(name)
-    except Exception as exc:
-        if _code(exc) not in _MISSING_CODES:
-            raise
-
-
-def release_lock(c: Any, lock: _Lock) -> None:
-    _delete_if(c, lock.name, lock.token)
 
 
 # --------------------------------------------------------------------------------------------
@@ -851,14 +806,6 @@ def _uri(c: Any) -> str:
     if parts.password or parts.username:
         uri = urlunsplit(parts._replace(netloc=parts.hostname + (f":{parts.port}" if parts.port else "")))
     return uri
-
-
-def _code(exc: BaseException) -> str:
-    return str(getattr(exc, "error_code", "") or "")
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
 def _v(version: str | None) -> str:

@@ -111,6 +111,9 @@ class SuiteResult:
     #: (:func:`aliasgate.stats.aggregate.gap_specs`): logged, so that comparisons of two runs can
     #: recompute the gaps on paired cases.
     gap_specs: dict[str, GapSpec] = field(default_factory=dict)
+    #: The values each per-case metric can take, ``(lowest, highest)``, for the scorers that
+    #: declare it (``value_range``): a gate rule that would pass on any value is refused.
+    value_ranges: dict[str, tuple[float, float]] = field(default_factory=dict)
 
     @property
     def n(self) -> int:

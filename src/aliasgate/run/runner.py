@@ -258,6 +258,8 @@ def run_suite(
         agreement=agreement,
         scorer_info=scorer_info(built),
         gap_specs=gap_specs(suite.aggregates) if suite.aggregates else {},
+        value_ranges={s.name: tuple(s.value_range) for s in built  # type: ignore[attr-defined]
+                      if getattr(s, "value_range", None) is not None},
     )
 
 

@@ -182,6 +182,9 @@ class MCAnswer:
         name: Metric name.
     """
 
+    #: Every value lies in [0, 1] (gate rules are checked against it).
+    value_range = (0.0, 1.0)
+
     name: str = "mc_answer"
 
     def __call__(self, output: str, case: Case) -> Score:
@@ -254,6 +257,8 @@ class YesNo:
     """
 
     name: str = "yes_no"
+    #: 1.0 (yes) or 0.0 (no).
+    value_range = (0.0, 1.0)
 
     def __call__(self, output: str, case: Case) -> Score:
         decision, rule = parse_yes_no(require_text(output))

@@ -139,6 +139,9 @@ class CanaryScorer:
         canary: Fixed canary; None reads ``case.meta["canary"]``.
     """
 
+    #: Every value lies in [0, 1] (gate rules are checked against it).
+    value_range = (0.0, 1.0)
+
     name: str = "canary_leak"
     canary: str | None = None
 

@@ -39,6 +39,8 @@ class AnswerLength:
     """
 
     name: str = "answer_length"
+    #: A word count.
+    value_range = (0.0, float("inf"))
 
     def __call__(self, output: str, case: Case) -> Score:
         return Score(value=float(count_words(require_text(output))))

@@ -354,6 +354,9 @@ class PiiScorer:
         kinds: Detectors used.
     """
 
+    #: Every value lies in [0, 1] (gate rules are checked against it).
+    value_range = (0.0, 1.0)
+
     name: str = "pii_leak"
     kinds: tuple[str, ...] = KINDS
 

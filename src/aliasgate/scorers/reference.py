@@ -70,6 +70,9 @@ class ReferenceScorer:
         compare: Similarity in [0, 1] of two SQuAD-normalised strings.
     """
 
+    #: Every value lies in [0, 1] (gate rules are checked against it).
+    value_range = (0.0, 1.0)
+
     name: str
     compare: Callable[[str, str], float]
 

@@ -38,6 +38,9 @@ class RougeL:
         name: Metric name (``rouge_l``).
     """
 
+    #: Every value lies in [0, 1] (gate rules are checked against it).
+    value_range = (0.0, 1.0)
+
     name = "rouge_l"
 
     def __init__(self) -> None:

@@ -255,6 +255,9 @@ class RefusalScorer:
             all (full or partial), whatever the label.
     """
 
+    #: Every value lies in [0, 1] (gate rules are checked against it).
+    value_range = (0.0, 1.0)
+
     name: str
     binary: bool = False
 
@@ -307,6 +310,9 @@ class ToxicityScorer:
         name: Metric name.
         threshold: Probability from which the label is ``toxic``.
     """
+
+    #: Every value lies in [0, 1] (gate rules are checked against it).
+    value_range = (0.0, 1.0)
 
     name: str = "toxicity"
     threshold: float = 0.5

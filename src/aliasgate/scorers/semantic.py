@@ -146,6 +146,8 @@ class SemanticSimilarity:
     """
 
     name = "semantic"
+    #: A cosine similarity.
+    value_range = (-1.0, 1.0)
 
     def __init__(self, model_dir: str | Path | None = None, batch_size: int = DEFAULT_BATCH_SIZE):
         if batch_size < 1:

@@ -1,0 +1,129 @@
+"""The holes a hostile review found in the gate, each closed: overrides, degenerate and vacuous
+evidence, a deselected suite, MLflow failing at the end of a run, empty answers."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from aliasgate.gates import evaluate_gate
+from aliasgate.gates.schema import GateFileError
+from aliasgate.session import promotion_usage_error
+
+from test_gates import binary, gate_of, make_suite, one
+
+
+@pytest.mark.parametrize(("baseline", "limit", "refused"), [
+    ("models:/m/4", None, "--baseline"), ("callable:mod:fn", None, "--baseline"),
+    ("previous", None, "--baseline"), (None, 2, "--limit"), ("champion", None, None),
+    ("@champion", None, None), (None, None, None),
+])
+def test_promotion_is_never_judged_on_an_override_or_the_first_n_cases(baseline, limit, refused):
+    problem = promotion_usage_error(promote=True, baseline=baseline, promote_alias="champion",
+                                    limit=limit)
+    assert (problem is None) == (refused is None)
+    if refused:
+        assert problem.startswith(refused)
+    # without --promote, any baseline may be reported against
+    assert promotion_usage_error(promote=False, baseline=baseline, promote_alias="champion",
+                                 limit=limit) is None
+
+
+def _vs(n: int, clusters: list[str] | None = None):
+    cand = {"golden": make_suite("golden", {"em": binary(n, n)}, clusters=clusters)}
+    base = {"golden": make_suite("golden", {"em": binary(n, n)}, clusters=clusters,
+                                 candidate="base")}
+    return cand, base
+
+
+def test_a_comparison_on_too_few_pairs_is_an_error_never_a_pass():
+    gate = gate_of("  - {id: ni, type: non_inferiority, metric: golden.em, margin: 0.03}\n")
+    cand, base = _vs(2)  # the hostile case: n = 2, CI [0, 0], MDE 0
+    v = evaluate_gate(gate, cand, base)
+    r = one(v, "ni")
+    assert r.status == "error" and "too few to compare" in r.message and "min_pairs" in r.message
+    assert v.verdict == "incomplete"
+    cand, base = _vs(40, clusters=[f"t{i % 3}" for i in range(40)])  # 40 pairs, 3 clusters
+    r = one(evaluate_gate(gate, cand, base), "ni")
+    assert r.status == "error" and "3 clusters" in r.message
+    cand, base = _vs(40)
+    assert one(evaluate_gate(gate, cand, base), "ni").status == "pass"
+    # the limits are the gate file's
+    loose = gate_of("  - {id: ni, type: non_inferiority, metric: golden.em, margin: 0.03}\n",
+                    min_pairs=2)
+    assert one(evaluate_gate(loose, *_vs(2)), "ni").status != "error"
+
+
+@pytest.mark.parametrize("rule", [
+    "{id: v, type: floor, metric: golden.em, threshold: -1e308}",
+    "{id: v, type: floor, metric: golden.em, threshold: 0}",
+    "{id: v, type: ceiling, metric: golden.em, threshold: 1e300}",
+    "{id: v, type: non_inferiority, metric: golden.em, margin: 1e12}",
+    "{id: v, type: non_inferiority, metric: golden.em, margin: 1}",
+])
+def test_vacuous_rules_are_errors_not_passes(rule):
+    from aliasgate.run.results import SuiteResult  # noqa: F401 - the field under test
+
+    results = {"golden": dataclasses.replace(make_suite("golden", {"em": binary(30, 60)}),
+                                             value_ranges={"em": (0.0, 1.0)})}
+    base = {"golden": dataclasses.replace(make_suite("golden", {"em": binary(30, 60)},
+                                                     candidate="b"), value_ranges={"em": (0.0, 1.0)})}
+    v = evaluate_gate(gate_of(f"  - {rule}\n"), results, base)
+    r = one(v, "v")
+    assert r.status == "error" and "vacuous rule" in r.message, r.message
+    assert v.verdict == "incomplete"
+
+
+@pytest.mark.parametrize("rule", [
+    "{id: v, type: rate, metric: safety.refused, min: 0}",
+    "{id: v, type: floor, metric: golden.em, threshold: .inf}",
+    "{id: v, type: ceiling, metric: golden.em, threshold: .nan}",
+    "{id: v, type: non_inferiority, metric: golden.em, margin: .inf}",
+])
+def test_vacuous_or_non_finite_limits_are_refused_when_the_file_is_read(rule):
+    with pytest.raises(GateFileError, match=r"inline\.yaml:\d+:"):
+        gate_of(f"  - {rule}\n")
+
+
+def test_the_shipped_gates_have_no_vacuous_rule():
+    from pathlib import Path
+
+    from aliasgate.gates.schema import load_gate
+
+    root = Path(__file__).resolve().parents[2] / "gates"
+    for path in root.glob("*.yaml"):
+        gate = load_gate(path)
+        for rule in gate.rules:
+            assert rule.vacuous(0.0, 1.0) is None or rule.type == "min_n", (path.name, rule.id)
+
+
+def test_a_blank_cut_off_generation_is_unmeasured_a_chosen_empty_answer_is_scored():
+    from aliasgate.candidates.base import Generation
+    from aliasgate.run.runner import no_answer
+
+    assert no_answer(Generation(text="", finish_reason="length"))
+    assert no_answer(Generation(text="  \n", finish_reason="length"))
+    assert no_answer(Generation(text="", finish_reason=None))
+    assert no_answer(Generation(text="", finish_reason="content_filter"))
+    assert no_answer(Generation(text="", finish_reason="stop")) is None
+    assert no_answer(Generation(text="Paris", finish_reason="length")) is None
+
+
+def test_empty_answers_never_score_zero(tmp_path):
+    from aliasgate.candidates.callable_ import CallableCandidate
+    from aliasgate.candidates.base import Generation
+    from aliasgate.datasets.base import Case, Dataset
+    from aliasgate.run.runner import run_suite
+    from aliasgate.run.suite import Suite
+
+    def cut_off(messages, params):
+        return Generation(text="", finish_reason="length", completion_tokens=32)
+
+    cases = tuple(Case(id=f"q{i}", input=f"question {i}?", expected=("a",)) for i in range(30))
+    ds = Dataset("d", "d.jsonl", "golden_qa", cases, "sha256:x")
+    result = run_suite(Suite(name="g", dataset="d.jsonl", scorers=("exact_match",)), ds,
+                       CallableCandidate(cut_off))
+    assert all(r.status == "unmeasured" for r in result.cases)
+    assert "finish_reason='length'" in result.cases[0].error
+    assert result.metrics["exact_match"].n == 0

@@ -5,7 +5,7 @@ tables, audit records — passes URIs through :func:`redact_uri` and free text (
 server replies) through :func:`redact`. What is removed:
 
 * URL credentials, whatever they contain (``postgresql://user:p@ss/word@host/db`` →
-  ``postgresql://***@host/db``);
+  ``postgresql://host/db``);
 * values of secret-looking query parameters and ``key=value`` / ``key: value`` pairs
   (``api-key``, ``token``, ``password``, ``sig``...), ``Bearer`` tokens, OpenAI-style ``sk-`` keys;
 * the exact values of secret-looking environment variables (names containing KEY, TOKEN, SECRET,
@@ -51,7 +51,7 @@ def _url(match: re.Match[str]) -> str:
         userinfo = rest[:at]
         # an '@' in a path or query (an e-mail address) is not credentials
         if "?" not in userinfo and "#" not in userinfo and (":" in userinfo or "/" not in userinfo):
-            rest = f"{MASK}@{rest[at + 1:]}"
+            rest = rest[at + 1:]
     return scheme + rest
 
 

@@ -71,8 +71,7 @@ def test_fuzzed_dataset_files_give_located_errors(tmp_path_factory, kind) -> Non
     root = tmp_path_factory.mktemp("fuzz-data")
     counter = iter(range(10 ** 9))
 
-    @FUZZ
-    @settings(max_examples=N_DATASETS // 3)
+    @settings(FUZZ, max_examples=N_DATASETS // 3)
     @given(lines=st.lists(dataset_lines, min_size=0, max_size=5),
            suffix=st.sampled_from([".jsonl", ".jsonl", ".csv"]), raw=st.binary(max_size=40))
     def probe(lines: list[str], suffix: str, raw: bytes) -> None:
@@ -128,8 +127,7 @@ def test_fuzzed_gate_files_give_located_errors(tmp_path_factory) -> None:
     root = tmp_path_factory.mktemp("fuzz-gates")
     counter = iter(range(10 ** 9))
 
-    @FUZZ
-    @settings(max_examples=N_GATES)
+    @settings(FUZZ, max_examples=N_GATES)
     @given(text=gate_texts, raw=st.binary(max_size=20))
     def probe(text: str, raw: bytes) -> None:
         path = root / f"g{next(counter)}.yaml"
@@ -160,8 +158,7 @@ def test_fuzzed_cli_arguments_parse_or_exit_2() -> None:
     from aliasgate.cli import build_parser
     from aliasgate.session import parse_sample, promotion_usage_error
 
-    @FUZZ
-    @settings(max_examples=N_CLI)
+    @settings(FUZZ, max_examples=N_CLI)
     @given(argv=st.lists(st.one_of(st.sampled_from(CLI_WORDS), st.text(text_chars, max_size=8)),
                          max_size=6),
            sample=st.one_of(st.none(), st.text(text_chars, max_size=12),

@@ -10,7 +10,6 @@ import pytest
 from aliasgate.gates import evaluate_gate
 from aliasgate.gates.schema import GateFileError
 from aliasgate.session import promotion_usage_error
-
 from test_gates import binary, gate_of, make_suite, one
 
 
@@ -56,10 +55,10 @@ def test_a_comparison_on_too_few_pairs_is_an_error_never_a_pass():
 
 
 @pytest.mark.parametrize("rule", [
-    "{id: v, type: floor, metric: golden.em, threshold: -1e308}",
+    "{id: v, type: floor, metric: golden.em, threshold: -1.0e+308}",
     "{id: v, type: floor, metric: golden.em, threshold: 0}",
-    "{id: v, type: ceiling, metric: golden.em, threshold: 1e300}",
-    "{id: v, type: non_inferiority, metric: golden.em, margin: 1e12}",
+    "{id: v, type: ceiling, metric: golden.em, threshold: 1.0e+300}",
+    "{id: v, type: non_inferiority, metric: golden.em, margin: 1.0e+12}",
     "{id: v, type: non_inferiority, metric: golden.em, margin: 1}",
 ])
 def test_vacuous_rules_are_errors_not_passes(rule):
@@ -111,8 +110,8 @@ def test_a_blank_cut_off_generation_is_unmeasured_a_chosen_empty_answer_is_score
 
 
 def test_empty_answers_never_score_zero(tmp_path):
-    from aliasgate.candidates.callable_ import CallableCandidate
     from aliasgate.candidates.base import Generation
+    from aliasgate.candidates.callable_ import CallableCandidate
     from aliasgate.datasets.base import Case, Dataset
     from aliasgate.run.runner import run_suite
     from aliasgate.run.suite import Suite

@@ -35,7 +35,8 @@ def answer(messages, params):
 ])
 def test_redact_uri_removes_credentials_whatever_they_contain(uri, secret):
     out = redact_uri(uri)
-    assert secret not in out and "***" in out
+    assert secret not in out
+    assert "db" in out or "host" in out  # where it points is kept
     assert redact_uri(uri, query=False).count("?") == 0
 
 

@@ -186,7 +186,8 @@ def _no_constant(name: str) -> Any:
 
 
 def _clip(text: str, limit: int = 200) -> str:
-    """``text`` cut to ``limit`` characters (an error message never echoes a huge value)."""
+    """``text`` on one line, cut to ``limit`` characters: an error never echoes a huge value."""
+    text = " ".join(text.split())
     return text if len(text) <= limit else f"{text[:limit]}… ({len(text)} characters)"
 
 

@@ -294,6 +294,7 @@ MAX_ERROR_CHARS = 300
 
 
 def _clip(text: str) -> str:
+    text = " ".join(text.split())  # one line per error, whatever the value held
     if len(text) <= MAX_ERROR_CHARS:
         return text
     return f"{text[:MAX_ERROR_CHARS]}… ({len(text)} characters)"

@@ -974,7 +974,8 @@ def _mark_line(exc: BaseException, content: str = "") -> int:
 
 
 def _clip(text: str, limit: int = 300) -> str:
-    """``text`` cut to ``limit`` characters: an error never echoes a huge bad value."""
+    """``text`` on one line, cut to ``limit`` characters: an error never echoes a huge value."""
+    text = " ".join(text.split())
     return text if len(text) <= limit else f"{text[:limit]}… ({len(text)} characters)"
 
 

@@ -49,6 +49,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 from aliasgate.defaults import quiet_environment
 from aliasgate.registry.lock import (
+    BREAK_SUFFIX,
+    LOCK_SUFFIX,
     MISSING_CODES,
     STALE_LOCK_S,
     LockTimeout,
@@ -845,6 +847,10 @@ def _audit_experiment(c: Any) -> str:
 
 __all__ = [
     "AUDIT_EXPERIMENT",
+    "BREAK_SUFFIX",
+    "FAILPOINT_ENV",
+    "LOCK_SUFFIX",
+    "recover",
     "ModelNotFound",
     "PromotionRecord",
     "PromotionRefused",

@@ -368,13 +368,16 @@ class EvalSession:
         self.results.append(result)
         if base_result is not None:
             self.baseline_results[suite.name] = base_result
-        if self.options.log_to_mlflow:
-            extra = {"git.sha": self.tracking.tags.get("aliasgate.git_sha"),
-                     "dataset.limit": self.options.limit,
-                     "dataset.sample": self.sample_share(suite.name)}
-            self.tracking.log_suite(result, extra_params=extra)
-            if base_result is not None:
-                self.tracking.log_suite(base_result, extra_params=extra, role="baseline")
+        if self.options.log_to_mlflow and self.mlflow_error is None:
+            try:
+                extra = {"git.sha": self.tracking.tags.get("aliasgate.git_sha"),
+                         "dataset.limit": self.options.limit,
+                         "dataset.sample": self.sample_share(suite.name)}
+                self.tracking.log_suite(result, extra_params=extra)
+                if base_result is not None:
+                    self.tracking.log_suite(base_result, extra_params=extra, role="baseline")
+            except Exception as exc:  # noqa: BLE001 - the results stand; the reports keep them
+                self._mlflow_failed(f"suite {suite.name!r} was not logged", exc)
         return result
 
     def sample_share(self, suite: str) -> float | None:
@@ -510,7 +513,8 @@ class EvalSession:
         from aliasgate.reports.markdown import render_summary
 
         parent = None
-        if self.options.log_to_mlflow and (self.results or self.gate is not None):
+        if self.options.log_to_mlflow and self.mlflow_error is None and (
+                self.results or self.gate is not None):
             try:
                 parent = self.tracking.parent()
             except Exception as exc:  # noqa: BLE001 - the local reports are written regardless

@@ -126,3 +126,21 @@ def test_empty_answers_never_score_zero(tmp_path):
     assert all(r.status == "unmeasured" for r in result.cases)
     assert "finish_reason='length'" in result.cases[0].error
     assert result.metrics["exact_match"].n == 0
+
+
+@pytest.mark.parametrize("args", [
+    ("--baseline", "models:/m/4"), ("--baseline", "callable:fake:fn"), ("--limit", "2"),
+])
+def test_pytest_refuses_to_promote_on_an_override_before_any_model_call(pytester, args) -> None:
+    pytester.makefile(".toml", pyproject="[tool.pytest.ini_options]\n")
+    pytester.makefile(".yaml", gate="version: 1\nname: g\nrules:\n"
+                      "  - {id: ni, type: non_inferiority, metric: qa.em, margin: 0.1}\n")
+    (pytester.path / "evals").mkdir()
+    (pytester.path / "evals" / "test_qa.py").write_text(
+        "from aliasgate import Suite\nqa = Suite(name='qa', dataset='qa.jsonl')\n")
+    res = pytester.runpytest_subprocess("evals", "--candidate", "models:/m/5", "--gate",
+                                        "gate.yaml", "--promote", *args, "--no-mlflow")
+    assert res.ret == pytest.ExitCode.USAGE_ERROR
+    err = res.stderr.str()
+    assert "--promote" in err and args[0] in err
+    assert not (pytester.path / "reports").exists()  # nothing ran

@@ -347,9 +347,15 @@ class EvalSession:
 
     # -- running -------------------------------------------------------------------------------
     def run_suite(self, suite: Suite) -> SuiteResult:
-        """Evaluate ``suite``; log it to MLflow. Raises on a bad dataset or unloadable candidate."""
+        """Evaluate ``suite``; log it to MLflow. Raises on a bad dataset or unloadable candidate.
+
+        The candidate's results are kept (and counted, and logged) even when the baseline then
+        fails: the suite errors, the verdict is incomplete, and no model call goes unreported.
+        """
         from aliasgate.datasets import load_dataset
 
+        result: SuiteResult | None = None
+        base_result: SuiteResult | None = None
         try:
             dataset = load_dataset(
                 suite.dataset_path(self.options.root), kind=suite.kind, name=suite.name
@@ -357,28 +363,33 @@ class EvalSession:
             candidate = self.candidate()
             self._begin()
             result = self._run_one(suite, dataset, candidate, suite.name)
+            self.results.append(result)
             baseline = self.baseline()
-            base_result = None
             if baseline is not None:
                 label = (self.baseline_info or {}).get("label", "baseline")
                 base_result = self._run_one(suite, dataset, baseline, f"{suite.name} {label}")
+                self.baseline_results[suite.name] = base_result
         except Exception as exc:
-            self.errors[suite.name] = redact(f"{type(exc).__name__}: {exc}")
+            where = "" if result is None else "baseline: "
+            self.errors[suite.name] = redact(f"{where}{type(exc).__name__}: {exc}")
             raise
-        self.results.append(result)
-        if base_result is not None:
-            self.baseline_results[suite.name] = base_result
-        if self.options.log_to_mlflow and self.mlflow_error is None:
-            try:
-                extra = {"git.sha": self.tracking.tags.get("aliasgate.git_sha"),
-                         "dataset.limit": self.options.limit,
-                         "dataset.sample": self.sample_share(suite.name)}
-                self.tracking.log_suite(result, extra_params=extra)
-                if base_result is not None:
-                    self.tracking.log_suite(base_result, extra_params=extra, role="baseline")
-            except Exception as exc:  # noqa: BLE001 - the results stand; the reports keep them
-                self._mlflow_failed(f"suite {suite.name!r} was not logged", exc)
+        finally:
+            if result is not None:
+                self._log_suite(suite, result, base_result)
         return result
+
+    def _log_suite(self, suite: Suite, result: SuiteResult, base: SuiteResult | None) -> None:
+        if not self.options.log_to_mlflow or self.mlflow_error is not None:
+            return
+        try:
+            extra = {"git.sha": self.tracking.tags.get("aliasgate.git_sha"),
+                     "dataset.limit": self.options.limit,
+                     "dataset.sample": self.sample_share(suite.name)}
+            self.tracking.log_suite(result, extra_params=extra)
+            if base is not None:
+                self.tracking.log_suite(base, extra_params=extra, role="baseline")
+        except Exception as exc:  # noqa: BLE001 - the results stand; the reports keep them
+            self._mlflow_failed(f"suite {suite.name!r} was not logged", exc)
 
     def sample_share(self, suite: str) -> float | None:
         """The share of ``suite``'s clusters this session evaluates (None: all of them)."""
@@ -512,6 +523,8 @@ class EvalSession:
             return None
         from aliasgate.reports.markdown import render_summary
 
+        self._cache_note()
+
         parent = None
         if self.options.log_to_mlflow and self.mlflow_error is None and (
                 self.results or self.gate is not None):
@@ -560,6 +573,12 @@ class EvalSession:
             self._cache.close()
         self.report_dir = out
         return out
+
+    def _cache_note(self) -> None:
+        """Say when no call reached the candidate: its endpoint and key were not exercised."""
+        if self.results and self.model_calls == 0 and self.cache_hits > 0:
+            self.note("every answer came from the response cache: the candidate's endpoint and "
+                      "credentials were not exercised (--no-cache asks again)")
 
     def _mlflow_failed(self, what: str, exc: Exception) -> None:
         self.mlflow_error = redact(f"{what}: {type(exc).__name__}: {exc}")

@@ -7,12 +7,12 @@ from __future__ import annotations
 import random
 
 import pytest
-from openai_server import OpenAITestServer, answer, content_filter, malformed, no_choices, status
 
 from aliasgate.candidates import load_candidate
 from aliasgate.datasets.base import Case, Dataset
 from aliasgate.run.runner import run_suite
 from aliasgate.run.suite import Suite
+from openai_server import OpenAITestServer, answer, content_filter, malformed, no_choices, status
 
 from .conftest import record
 

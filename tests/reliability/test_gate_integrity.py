@@ -144,3 +144,36 @@ def test_pytest_refuses_to_promote_on_an_override_before_any_model_call(pytester
     err = res.stderr.str()
     assert "--promote" in err and args[0] in err
     assert not (pytester.path / "reports").exists()  # nothing ran
+
+
+FAKE = '''
+def answer(messages, params):
+    return "Paris"
+'''
+
+
+@pytest.mark.parametrize(("rules", "verdict"), [
+    ("  - {id: f, type: floor, metric: qa.exact_match, threshold: 0.5}\n", "pass"),
+    ("  - {id: f, type: floor, metric: qa.exact_match, threshold: 0.5}\n"
+     "  - {id: ni, type: non_inferiority, metric: qa.exact_match, margin: 0.1}\n", "incomplete"),
+])
+def test_an_unregistered_candidate_is_gated_and_its_calls_counted(pytester, rules, verdict):
+    import json
+
+    pytester.makepyfile(fake_model=FAKE)
+    pytester.makefile(".toml", pyproject="[tool.pytest.ini_options]\n")
+    pytester.makefile(".yaml", gate="version: 1\nname: g\nrules:\n" + rules)
+    rows = [{"id": f"q{i}", "question": f"capital {i}?", "answers": ["Paris"], "topic": "t"}
+            for i in range(30)]
+    (pytester.path / "qa.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    (pytester.path / "evals").mkdir()
+    (pytester.path / "evals" / "test_qa.py").write_text(
+        "from aliasgate import Suite\nqa = Suite(name='qa', dataset='qa.jsonl', "
+        "scorers=('exact_match',))\n")
+    pytester.runpytest_subprocess("evals", "--candidate", "callable:fake_model:answer", "--gate",
+                                  "gate.yaml", "--no-mlflow", "--no-progress",
+                                  "--verdict-json", "v.json")
+    v = json.loads((pytester.path / "v.json").read_text())
+    assert v["verdict"] == verdict
+    results = json.loads(next((pytester.path / "reports").glob("eval-*/results.json")).read_text())
+    assert results["model_calls"] == 30  # the candidate's calls are reported, whatever failed after

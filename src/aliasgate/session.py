@@ -199,6 +199,13 @@ class EvalSession:
         from aliasgate.candidates import load_candidate
 
         uri = self.options.candidate
+        if self.gate is not None and not self.gate.allows(uri):
+            from aliasgate.candidates import CandidateError
+
+            raise CandidateError(
+                f"{redact_uri(uri)} is not in the gate's allow_models "
+                f"({', '.join(self.gate.allow_models)}): not loaded (a registered model runs its "
+                "own code when it is loaded)")
         if uri.startswith(("models:/", "runs:/")):
             import mlflow
 
@@ -314,7 +321,11 @@ class EvalSession:
         if self.gate is None or not spec or not any(r.comparison for r in self.gate.rules):
             return None  # no rule compares: nothing to evaluate the baseline for
         if ":" in spec:  # a full URI
-            info: dict[str, Any] = {"uri": spec, "label": spec, "alias": None}
+            if not self.gate.allows(spec):
+                raise CandidateError(f"baseline {redact_uri(spec)} is not in the gate's "
+                                     "allow_models: not loaded")
+            info: dict[str, Any] = {"uri": redact_uri(spec), "label": redact_uri(spec),
+                                    "alias": None}
             cand = load_candidate(spec)
         else:
             ref = self.model_ref()

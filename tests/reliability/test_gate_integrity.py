@@ -177,3 +177,80 @@ def test_an_unregistered_candidate_is_gated_and_its_calls_counted(pytester, rule
     assert v["verdict"] == verdict
     results = json.loads(next((pytester.path / "reports").glob("eval-*/results.json")).read_text())
     assert results["model_calls"] == 30  # the candidate's calls are reported, whatever failed after
+
+
+def test_allow_models_refuses_other_registered_models_before_loading_them():
+    gate = gate_of("  - {id: f, type: floor, metric: qa.em, threshold: 0.5}\n",
+                   allow_models='["aliasgate-*", prod-model]')
+    assert gate.allows("models:/aliasgate-demo@challenger") and gate.allows("models:/prod-model/3")
+    assert not gate.allows("models:/evil/1") and not gate.allows("runs:/abc/model")
+    assert gate.allows("callable:mod:fn")  # not from the registry: nothing of theirs runs
+    assert gate_of("  - {id: f, type: floor, metric: qa.em, threshold: 0.5}\n").allows(
+        "models:/anything/1")
+
+
+def test_a_refused_model_is_never_loaded(tmp_path):
+    from aliasgate.session import EvalOptions, EvalSession
+
+    gate = tmp_path / "gate.yaml"
+    gate.write_text("version: 1\nname: g\nallow_models: [trusted]\nrules:\n"
+                    "  - {id: f, type: floor, metric: qa.em, threshold: 0.5}\n")
+    session = EvalSession(EvalOptions(candidate="models:/evil/1", gate=gate, log_to_mlflow=False,
+                                      root=tmp_path))
+    with pytest.raises(Exception, match="allow_models"):
+        session.candidate()
+
+
+def test_case_ids_are_nfc_and_refuse_invisible_characters(tmp_path):
+    import json
+
+    from aliasgate.datasets import DatasetError, load_dataset
+
+    def write(ids):
+        path = tmp_path / "d.jsonl"
+        path.write_text("\n".join(json.dumps({"id": i, "question": "q?", "answers": ["a"],
+                                              "topic": "t"}) for i in ids) + "\n")
+        return path
+
+    with pytest.raises(DatasetError, match=r"d\.jsonl:2: duplicate id"):
+        load_dataset(write(["caf\u00e9", "cafe\u0301"]))  # the same id once normalised
+    for bad in ("a\u200bb", "x\x1b[31m", "rtl\u202e"):
+        with pytest.raises(DatasetError, match=r"d\.jsonl:1: field 'id': .*U\+"):
+            load_dataset(write([bad]))
+    assert load_dataset(write(["cafe\u0301"])).cases[0].id == "caf\u00e9"
+
+
+def test_no_temp_folder_is_left_by_a_cli_run(tmp_path, monkeypatch):
+    import tempfile
+
+    from aliasgate import cli
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr("pytest.main", lambda argv: 5)
+    cli.run_evals("evals", "callable:m:f", gate="gates/demo.yaml")
+    assert not list(tmp_path.glob("aliasgate-*"))
+
+
+def test_a_comparison_whose_suite_did_not_run_never_claims_a_first_promotion(tmp_path,
+                                                                          monkeypatch):
+    from mlflow import MlflowClient
+
+    from aliasgate.defaults import ensure_store
+    from aliasgate.session import EvalOptions, EvalSession
+
+    uri = ensure_store(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    client = MlflowClient(uri)
+    client.create_registered_model("m")
+    for _ in range(2):
+        client.create_model_version("m", source=str(tmp_path))
+    client.set_registered_model_alias("m", "champion", "1")
+    gate = tmp_path / "gate.yaml"
+    gate.write_text("version: 1\nname: g\nrules:\n"
+                    "  - {id: ni, type: non_inferiority, metric: qa.em, margin: 0.1}\n")
+    session = EvalSession(EvalOptions(candidate="models:/m/2", gate=gate, tracking_uri=uri,
+                                      log_to_mlflow=False, root=tmp_path))
+    v = session.verdict()  # the suite was deselected: nothing ran
+    r = one(v, "ni")
+    assert r.status == "error" and "first promotion" not in r.message
+    assert v.verdict == "incomplete"

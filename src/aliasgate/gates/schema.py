@@ -70,6 +70,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -774,6 +775,10 @@ class GateFile(BaseModel):
             fewer makes the rule an error (the verdict incomplete), never a pass.
         min_clusters: Fewest distinct clusters among those pairs, when the cases are clustered
             (a cluster bootstrap of two clusters knows nothing).
+        allow_models: Registered-model names (``fnmatch`` patterns) that a gated run may load
+            from the registry at all. Loading a registered pyfunc runs its code, so registry
+            write access is code execution on the gate machine; with a list, any other
+            ``models:/`` name (and every ``runs:/`` URI) is refused before it is loaded.
         rules: The rules, in file order (at least one, at least one blocking, unique ids).
     """
 
@@ -789,6 +794,18 @@ class GateFile(BaseModel):
     baseline: Alias = "champion"
     min_pairs: int = Field(20, ge=2)
     min_clusters: int = Field(5, ge=2)
+    allow_models: list[Annotated[str, StringConstraints(min_length=1)]] = Field(default_factory=list)
+
+    def allows(self, uri: str) -> bool:
+        """Whether a gated run may load ``uri`` (always, without ``allow_models``)."""
+        if not self.allow_models or not uri.startswith(("models:/", "runs:/")):
+            return True
+        if uri.startswith("runs:/"):
+            return False
+        import fnmatch
+
+        name = re.split(r"[/@]", uri.removeprefix("models:/"), maxsplit=1)[0]
+        return any(fnmatch.fnmatchcase(name, pattern) for pattern in self.allow_models)
     rules: list[SerializeAsAny[RuleBase]] = Field(min_length=1)
 
     _path: str = PrivateAttr("<gate>")

@@ -471,11 +471,12 @@ def _call_wrapped(
     def cached_inner(messages: list[Message], p: GenerationParams) -> Generation:
         if messages == req.messages and p == params:  # the request as keyed (else: no cache)
             found = cache.get(inner_key)
-            if found is not None:
+            if found is not None and no_answer(found) is None:
                 return found
         called.append(True)
         gen = inner.generate(messages, p)
-        if messages == req.messages and p == params and isinstance(gen, Generation):
+        if (messages == req.messages and p == params and isinstance(gen, Generation)
+                and isinstance(gen.text, str) and no_answer(gen) is None):
             try:
                 cache.put(inner_key, replace(gen, cached=False),
                           meta={**meta, "fingerprint": inner.fingerprint, "wrapped": True})

@@ -11,7 +11,7 @@ import pytest
 SRC = Path(__file__).resolve().parent.parent / "src" / "aliasgate"
 ORDER = ["datasets", "candidates", "scorers", "stats", "run", "gates", "registry", "serve",
          "monitor", "reports"]
-SHARED = {"defaults", "_registry", "redact"}  # tiny top-level modules every package may use
+SHARED = {"defaults", "_registry", "redact", "text"}  # tiny top-level modules every package may use
 
 
 def _imports(path: Path) -> set[str]:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from aliasgate.datasets.base import DatasetError
+from aliasgate.text import clip
 
 __all__ = ["read_csv", "read_jsonl", "read_parquet"]
 
@@ -61,7 +62,7 @@ def read_jsonl(path: str | Path) -> Rows:
                     f"{where}:{number}: invalid JSON: {e.msg} (column {e.colno})"
                 ) from None
             except ValueError as e:
-                raise DatasetError(f"{where}:{number}: invalid JSON: {_clip(str(e))}") from None
+                raise DatasetError(f"{where}:{number}: invalid JSON: {clip(str(e))}") from None
             except RecursionError:
                 raise DatasetError(
                     f"{where}:{number}: invalid JSON: nested too deeply for a dataset row"
@@ -183,12 +184,6 @@ def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
-
-
-def _clip(text: str, limit: int = 200) -> str:
-    """``text`` on one line, cut to ``limit`` characters: an error never echoes a huge value."""
-    text = " ".join(text.split())
-    return text if len(text) <= limit else f"{text[:limit]}… ({len(text)} characters)"
 
 
 def _json_type(obj: Any) -> str:

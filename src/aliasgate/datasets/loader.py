@@ -55,6 +55,7 @@ from pydantic import (
 )
 
 from aliasgate.datasets.base import Case, Dataset, DatasetError
+from aliasgate.text import clip
 
 __all__ = [
     "MAX_REPORTED_ERRORS",
@@ -281,23 +282,12 @@ def raise_errors(errors: list[str], fatal: str | None = None) -> None:
         errors: ``path:LINE: ...`` messages, in file order.
         fatal: Why reading stopped early, if it did (listed last).
     """
-    shown = [_clip(e) for e in errors[:MAX_REPORTED_ERRORS]]
+    shown = [clip(e) for e in errors[:MAX_REPORTED_ERRORS]]
     if len(errors) > MAX_REPORTED_ERRORS:
         shown.append(f"... and {len(errors) - MAX_REPORTED_ERRORS} more")
     if fatal:
-        shown.append(_clip(fatal))
+        shown.append(clip(fatal))
     raise DatasetError("\n".join(shown))
-
-
-#: Longest error line a message keeps (a bad value is never echoed in full).
-MAX_ERROR_CHARS = 300
-
-
-def _clip(text: str) -> str:
-    text = " ".join(text.split())  # one line per error, whatever the value held
-    if len(text) <= MAX_ERROR_CHARS:
-        return text
-    return f"{text[:MAX_ERROR_CHARS]}… ({len(text)} characters)"
 
 
 def normalize_id(case_id: str) -> tuple[str, str | None]:
@@ -309,7 +299,7 @@ def normalize_id(case_id: str) -> tuple[str, str | None]:
     cid = unicodedata.normalize("NFC", case_id)
     for ch in cid:
         if unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co", "Cn"):
-            return cid, (f"id {_clip(repr(cid))} contains the control or invisible character "
+            return cid, (f"id {clip(repr(cid))} contains the control or invisible character "
                          f"U+{ord(ch):04X}")
     return cid, None
 

@@ -90,6 +90,8 @@ from pydantic import (
     model_validator,
 )
 
+from aliasgate.text import clip
+
 if TYPE_CHECKING:
     from aliasgate.gates.evaluate import Comparison, RuleContext, RuleOutcome
 
@@ -941,7 +943,7 @@ def parse_gate(text: str | bytes, *, path: str = "<gate>") -> GateFile:
     except RecursionError:
         raise GateFileError([f"{path}:1: not a gate file: nested too deeply"]) from None
     located.sort(key=lambda item: item[0])  # stable: same-line problems keep their order
-    errors = [f"{path}:{line}: {_loc_text(loc)}: {_clip(msg)}" for line, loc, msg in located]
+    errors = [f"{path}:{line}: {_loc_text(loc)}: {clip(msg)}" for line, loc, msg in located]
     if errors or gate is None:
         raise GateFileError(errors)
     gate._path, gate._digest, gate._root = path, digest, root
@@ -957,7 +959,7 @@ def _read_yaml(content: str, path: str) -> tuple[yaml.Node | None, Any]:
         loader = yaml.SafeLoader(content)  # control characters are refused here already
     except yaml.YAMLError as exc:
         raise GateFileError([f"{path}:{_mark_line(exc, content)}: invalid YAML: "
-                             f"{_clip(str(exc))}"]) from None
+                             f"{clip(str(exc))}"]) from None
     try:
         root = loader.get_single_node()
         data = loader.construct_document(root) if root is not None else None
@@ -973,9 +975,9 @@ def _read_yaml(content: str, path: str) -> tuple[yaml.Node | None, Any]:
         raise GateFileError([f"{path}:{line}: {what}: {problem}"]) from None
     except yaml.YAMLError as exc:
         raise GateFileError([f"{path}:{_mark_line(exc, content)}: invalid YAML: "
-                             f"{_clip(str(exc))}"]) from None
+                             f"{clip(str(exc))}"]) from None
     except ValueError as exc:  # e.g. an integer of more than 4,300 digits
-        raise GateFileError([f"{path}:1: invalid YAML value: {_clip(str(exc))}"]) from None
+        raise GateFileError([f"{path}:1: invalid YAML value: {clip(str(exc))}"]) from None
     finally:
         loader.dispose()
     return root, data
@@ -988,12 +990,6 @@ def _mark_line(exc: BaseException, content: str = "") -> int:
         return int(mark.line) + 1
     position = getattr(exc, "position", None)
     return content.count("\n", 0, position) + 1 if isinstance(position, int) else 1
-
-
-def _clip(text: str, limit: int = 300) -> str:
-    """``text`` on one line, cut to ``limit`` characters: an error never echoes a huge value."""
-    text = " ".join(text.split())
-    return text if len(text) <= limit else f"{text[:limit]}… ({len(text)} characters)"
 
 
 def _line_of(root: yaml.Node | None, loc: Sequence[str | int]) -> int:

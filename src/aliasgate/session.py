@@ -83,6 +83,10 @@ class EvalOptions:
     nightly_date: str | None = None
 
 
+#: Extra directories suites may read datasets from, besides the project (``os.pathsep`` list).
+DATA_ROOTS_ENV = "ALIASGATE_DATA_ROOTS"
+
+
 def promotion_usage_error(
     *, promote: bool, baseline: str | None, promote_alias: str, limit: int | None
 ) -> str | None:
@@ -369,7 +373,7 @@ class EvalSession:
         base_result: SuiteResult | None = None
         try:
             dataset = load_dataset(
-                suite.dataset_path(self.options.root), kind=suite.kind, name=suite.name
+                self.dataset_path(suite), kind=suite.kind, name=suite.name
             )
             candidate = self.candidate()
             self._begin()
@@ -401,6 +405,30 @@ class EvalSession:
                 self.tracking.log_suite(base, extra_params=extra, role="baseline")
         except Exception as exc:  # noqa: BLE001 - the results stand; the reports keep them
             self._mlflow_failed(f"suite {suite.name!r} was not logged", exc)
+
+    def dataset_path(self, suite: Suite) -> Path:
+        """The suite's dataset file, which must lie in the project or in a declared data root.
+
+        A suite reads its file and error messages quote what is wrong in it, into reports that
+        are uploaded: a path that leaves the project (``../../etc/...``, an absolute path
+        elsewhere) is refused unless its directory is listed in ``$ALIASGATE_DATA_ROOTS``
+        (``os.pathsep``-separated), so nothing outside what the project declares is read.
+
+        Raises:
+            DatasetError: the path lies outside the project and every data root.
+        """
+        from aliasgate.datasets import DatasetError
+
+        path = suite.dataset_path(self.options.root)
+        resolved = path.resolve()
+        roots = [Path(self.options.root).resolve()] + [
+            Path(r).expanduser().resolve()
+            for r in os.environ.get(DATA_ROOTS_ENV, "").split(os.pathsep) if r.strip()]
+        if not any(resolved.is_relative_to(root) for root in roots):
+            raise DatasetError(
+                f"{path}: outside the project ({roots[0]}); list its directory in "
+                f"${DATA_ROOTS_ENV} to read it")
+        return path
 
     def sample_share(self, suite: str) -> float | None:
         """The share of ``suite``'s clusters this session evaluates (None: all of them)."""

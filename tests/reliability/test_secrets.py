@@ -105,3 +105,25 @@ def test_no_run_output_holds_a_credential(pytester: pytest.Pytester, monkeypatch
     session = EvalSession(EvalOptions(candidate="callable:echo_model:answer", tracking_uri=PG_URI,
                                       log_to_mlflow=False, root=pytester.path))
     assert "PGSECRET" not in json.dumps(session.summary_dict(), default=str)
+
+
+def test_a_suite_never_reads_a_dataset_outside_the_project(tmp_path, monkeypatch):
+    from aliasgate.datasets import DatasetError
+    from aliasgate.run.suite import Suite
+    from aliasgate.session import DATA_ROOTS_ENV, EvalOptions, EvalSession
+
+    project, elsewhere = tmp_path / "project", tmp_path / "elsewhere"
+    project.mkdir()
+    elsewhere.mkdir()
+    secret = elsewhere / "passwd.jsonl"
+    secret.write_text("root:x:0:0:SECRET-HEADER\n")
+    monkeypatch.delenv(DATA_ROOTS_ENV, raising=False)
+    session = EvalSession(EvalOptions(candidate="callable:m:f", log_to_mlflow=False, root=project))
+    for ref in ("../elsewhere/passwd.jsonl", str(secret)):
+        with pytest.raises(DatasetError, match="outside the project") as err:
+            session.dataset_path(Suite(name="s", dataset=ref))
+        assert "SECRET-HEADER" not in str(err.value)
+    inside = Suite(name="s", dataset="data/qa.jsonl")
+    assert session.dataset_path(inside) == project / "data" / "qa.jsonl"
+    monkeypatch.setenv(DATA_ROOTS_ENV, str(elsewhere))
+    assert session.dataset_path(Suite(name="s", dataset=str(secret))) == secret

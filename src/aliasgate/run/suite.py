@@ -26,7 +26,8 @@ class Suite:
     Args:
         name: Metric prefix and MLflow child-run name (``golden`` → ``golden.token_f1``).
         dataset: Path to a JSONL/CSV/Parquet file, relative to the declaring file's directory's
-            parent (the project root) or absolute.
+            parent (the project root) or absolute; a session reads it only inside the project
+            or a directory listed in ``$ALIASGATE_DATA_ROOTS``.
         kind: Row schema of the dataset (``golden_qa``...).
         scorers: Registered scorer names (see ``aliasgate.scorers.available()``).
         prompt: Template of the user message; ``{input}`` and any row field may be used.

@@ -35,7 +35,8 @@ are written as ``null`` so that ``json.dumps(..., allow_nan=False)`` works:
 * ``complete``: false when a blocking rule errored, a suite errored or nothing was evaluated.
 * ``summary``: one line, e.g. ``"6/7 blocking rules passed, 1 failed, 1 warning"``.
 * ``gate``: ``name``, ``path``, ``digest`` (``sha256:`` of the file bytes), ``version``,
-  ``confidence``, ``alpha`` (one-sided level), ``seed``, ``n_resamples``, ``power``.
+  ``confidence``, ``alpha`` (one-sided level), ``seed``, ``n_resamples``, ``power``,
+  ``min_pairs``, ``min_clusters``, ``allow_models``.
 * ``baseline``: ``alias`` (default alias, without ``@``), ``label`` (free text given by the
   caller, e.g. the model version, or null), ``present`` (false on a first promotion).
 * ``candidate``: candidate label(s) taken from the suite results (string, or null if none).
@@ -563,7 +564,8 @@ class GateVerdict:
         baseline_present: False on a first promotion (no baseline given).
         candidate: Candidate label(s) from the suite results, or None.
         suite_errors: Suite name -> error message.
-        settings: ``confidence``, ``alpha``, ``seed``, ``n_resamples``, ``power``, ``version``.
+        settings: ``confidence``, ``alpha``, ``seed``, ``n_resamples``, ``power``, ``version``,
+            ``min_pairs``, ``min_clusters``, ``allow_models``.
     """
 
     verdict: Verdict
@@ -774,7 +776,9 @@ def _verdict(
         baseline_present=ctx.baseline is not None,
         candidate=", ".join(labels) if labels else None, suite_errors=errors,
         settings={"version": gate.version, "confidence": gate.confidence, "alpha": gate.alpha,
-                  "seed": gate.seed, "n_resamples": gate.n_resamples, "power": gate.power},
+                  "seed": gate.seed, "n_resamples": gate.n_resamples, "power": gate.power,
+                  "min_pairs": gate.min_pairs, "min_clusters": gate.min_clusters,
+                  "allow_models": list(gate.allow_models)},
     )
 
 

@@ -45,7 +45,6 @@ import socket
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from aliasgate.defaults import quiet_environment
 from aliasgate.registry.lock import (
@@ -803,11 +802,9 @@ def _client(client: Any) -> Any:
 
 def _uri(c: Any) -> str:
     """The client's tracking URI without credentials (it ends up in messages and audit tags)."""
-    uri = str(getattr(c, "tracking_uri", None) or "the tracking store")
-    parts = urlsplit(uri)
-    if parts.password or parts.username:
-        uri = urlunsplit(parts._replace(netloc=parts.hostname + (f":{parts.port}" if parts.port else "")))
-    return uri
+    from aliasgate.redact import redact_uri
+
+    return redact_uri(str(getattr(c, "tracking_uri", None) or "the tracking store"))
 
 
 def _v(version: str | None) -> str:

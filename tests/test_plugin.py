@@ -181,3 +181,18 @@ def test_collect_only_imports_nothing_heavy(pytester):
     res.stdout.fnmatch_lines(["*suite?qa?*"])
     line = next(ln for ln in res.stdout.lines if ln.startswith("HEAVY_MODULES="))
     assert line == "HEAVY_MODULES=", f"collection imported heavy modules: {line}"
+
+
+def test_the_plugin_changes_no_environment_in_a_session_without_suites(pytester, monkeypatch):
+    from aliasgate.defaults import TELEMETRY_OFF
+
+    for key in TELEMETRY_OFF:
+        monkeypatch.delenv(key, raising=False)
+    pytester.makepyfile(test_plain='''
+        import os
+        KEYS = %r
+        def test_env_untouched():
+            assert [k for k in KEYS if k in os.environ] == []
+    ''' % (sorted(TELEMETRY_OFF),))
+    res = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    res.assert_outcomes(passed=1)

@@ -19,11 +19,12 @@ from aliasgate.defaults import (
     DEFAULT_CANDIDATE,
     DEFAULT_EXPERIMENT,
     DEFAULT_REPORTS_DIR,
-    quiet_environment,
 )
 from aliasgate.run.suite import Suite
 
-quiet_environment()
+# No import-time side effects: the telemetry switches (HF_HUB_OFFLINE...) are set by the
+# evaluation session, only in a pytest run that evaluates suites — never in an unrelated
+# project's tests that merely share the virtualenv.
 
 _SESSION_KEY = pytest.StashKey["Any"]()
 

@@ -188,11 +188,12 @@ def test_the_plugin_changes_no_environment_in_a_session_without_suites(pytester,
 
     for key in TELEMETRY_OFF:
         monkeypatch.delenv(key, raising=False)
-    pytester.makepyfile(test_plain='''
+    keys = repr(sorted(TELEMETRY_OFF))
+    pytester.makepyfile(test_plain=f'''
         import os
-        KEYS = %r
+        KEYS = {keys}
         def test_env_untouched():
             assert [k for k in KEYS if k in os.environ] == []
-    ''' % (sorted(TELEMETRY_OFF),))
+    ''')
     res = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     res.assert_outcomes(passed=1)

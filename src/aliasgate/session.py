@@ -580,10 +580,10 @@ class EvalSession:
         _write(out / "summary.md", summary)
         _write(out / "results.json", json.dumps(self.summary_dict(), indent=2, default=str))
         with (out / "cases.jsonl").open("w", encoding="utf-8") as fh:
-            for r in self.results:
-                for row in r.rows():
-                    fh.write(redact(json.dumps({"suite": r.suite, **row}, default=str),
-                                    pairs=False) + "\n")
+            for r in self.results:  # one redaction pass per suite, not one per case
+                lines = [json.dumps({"suite": r.suite, **row}, default=str) for row in r.rows()]
+                if lines:
+                    fh.write(redact("\n".join(lines), pairs=False) + "\n")
         names = ["summary.md", "results.json"]
         verdict = self.verdict_dict()
         if verdict is not None:

@@ -152,7 +152,8 @@ def test_demo_fails_loudly_when_nothing_is_promoted(tmp_path, monkeypatch, capsy
     calls = []
     monkeypatch.setattr("aliasgate.registry.models.find_or_register", fake_register)
     monkeypatch.setattr("aliasgate.registry.promotion.read_alias", lambda name, alias: None)
-    monkeypatch.setattr(demo, "_gate", lambda uri, gate, **kw: calls.append((uri, kw)) or (1, blocked))
+    monkeypatch.setattr(demo, "_gate",
+                        lambda uri, gate, **kw: calls.append((uri, {**kw, "gate": gate})) or (1, blocked))
     monkeypatch.setattr("aliasgate.mitigation.find_evaluation_run",
                         lambda uri: (_ for _ in ()).throw(LookupError("no run")))
     assert demo.run_demo(name="m") == demo.EXIT_FAILED
@@ -162,7 +163,7 @@ def test_demo_fails_loudly_when_nothing_is_promoted(tmp_path, monkeypatch, capsy
     assert "blocked by parity-gender: ci_high 0.304 above ceiling 0.300" in out
     assert "no version was promoted" in err
     assert [uri for uri, _ in calls] == ["models:/m/1", "models:/m/2"]  # v3 is never gated
-    assert all(kw["sample"] == demo.DEMO_SAMPLE for _, kw in calls)
+    assert all(kw["sample"] == demo.DEMO_SAMPLE and kw["gate"] == demo.DEMO_GATE for _, kw in calls)
     calls.clear()
     assert demo.run_demo(name="m", full=True) == demo.EXIT_FAILED
-    assert all(kw["sample"] is None for _, kw in calls)
+    assert all(kw["sample"] is None and kw["gate"] == demo.FULL_GATE for _, kw in calls)
